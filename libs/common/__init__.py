@@ -1,0 +1,1 @@
+"""Shared runtime of every Segments service: configuration, logging, errors, gRPC bootstrap."""

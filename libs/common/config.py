@@ -1,0 +1,131 @@
+"""Configuration from environment variables. Every variable, its default and meaning is in
+the README's configuration table; keep the two in step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICE_NAMES = ("definition", "evaluator", "reporting", "export")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings shared by all services. Build it with `Config.from_env()`."""
+
+    host: str = "127.0.0.1"
+    # Port of `segments serve all` (all four services on one port).
+    port: int = 50051
+    # Ports used when a service is started alone.
+    service_ports: Mapping[str, int] = field(
+        default_factory=lambda: {
+            "definition": 50061,
+            "evaluator": 50062,
+            "reporting": 50063,
+            "export": 50064,
+        }
+    )
+    # Where embedded stores (SQLite file, chDB directory) and exports live.
+    data_dir: Path = Path("var")
+    # SQLAlchemy async URL of the definition store; None means the embedded SQLite file.
+    database_url: str | None = None
+    # ClickHouse HTTP URL (http://user:pass@host:8123/db); None means embedded chDB.
+    clickhouse_url: str | None = None
+    # ClickHouse database that holds this deployment's tables.
+    clickhouse_database: str = "segments"
+    # Directory for export files; None means data_dir / "exports".
+    export_dir_override: Path | None = None
+    # Addresses of peer services; None means "this process" (same port as `serve all`).
+    definition_address: str | None = None
+    evaluator_address: str | None = None
+    # Logging.
+    log_level: str = "INFO"
+    # Seconds in-flight calls get to finish on SIGTERM.
+    shutdown_grace_seconds: float = 10.0
+    # Memory cap for one ClickHouse query; past half of it, GROUP BY and ORDER BY spill to disk.
+    query_max_memory_bytes: int = 4 * 1024**3
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "definitions.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "chdb"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.export_dir_override or self.data_dir / "exports"
+
+    def port_for(self, service: str) -> int:
+        return self.service_ports[service]
+
+    def peer_address(self, service: str) -> str:
+        """Address of a peer service: configured, else this process's `serve all` port."""
+        configured = {
+            "definition": self.definition_address,
+            "evaluator": self.evaluator_address,
+        }.get(service)
+        return configured or f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        defaults = cls()
+        ports = {
+            name: _int(env, f"SEGMENTS_{name.upper()}_PORT", defaults.service_ports[name])
+            for name in SERVICE_NAMES
+        }
+        export_dir = env.get("SEGMENTS_EXPORT_DIR")
+        level = env.get("SEGMENTS_LOG_LEVEL", defaults.log_level).upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"SEGMENTS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        return cls(
+            host=env.get("SEGMENTS_HOST", defaults.host),
+            port=_int(env, "SEGMENTS_PORT", defaults.port),
+            service_ports=ports,
+            data_dir=Path(env.get("SEGMENTS_DATA_DIR", str(defaults.data_dir))),
+            database_url=env.get("SEGMENTS_DATABASE_URL") or None,
+            clickhouse_url=env.get("SEGMENTS_CLICKHOUSE_URL") or None,
+            clickhouse_database=env.get("SEGMENTS_CLICKHOUSE_DATABASE", defaults.clickhouse_database),
+            export_dir_override=Path(export_dir) if export_dir else None,
+            definition_address=env.get("SEGMENTS_DEFINITION_ADDRESS") or None,
+            evaluator_address=env.get("SEGMENTS_EVALUATOR_ADDRESS") or None,
+            log_level=level,
+            shutdown_grace_seconds=_float(
+                env, "SEGMENTS_SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds
+            ),
+            query_max_memory_bytes=_int(
+                env, "SEGMENTS_QUERY_MAX_MEMORY_BYTES", defaults.query_max_memory_bytes
+            ),
+        )

@@ -1,0 +1,1 @@
+"""The definition service (SegmentDefinitionService)."""
