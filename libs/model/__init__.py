@@ -1,0 +1,1 @@
+"""Shared domain model: the segment definition, as plain dataclasses."""

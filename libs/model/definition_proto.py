@@ -1,0 +1,532 @@
+"""Conversion between `segments.v1` definition messages and `libs.model.definition`.
+
+`definition_from_proto` checks structure only (a oneof that must be set, an enum left
+UNSPECIFIED) and reports it as INVALID_ARGUMENT with the field path; the meaning (ranges,
+value types, limits, references) is checked by the definition service's validator.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from google.type import date_pb2
+
+from libs.common.errors import InvalidArgument
+from libs.model import definition as m
+from segments.v1 import definition_model_pb2 as pb
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum(model_enum: type[E], pb_enum: Any, number: int, path: str, prefix: str) -> E:
+    if number == 0:
+        raise InvalidArgument.field(path, "must be set (it is UNSPECIFIED)")
+    try:
+        name = pb_enum.Name(number)
+    except ValueError as exc:
+        raise InvalidArgument.field(path, f"unknown value {number}") from exc
+    result: E = model_enum(name.removeprefix(prefix))
+    return result
+
+
+def _enum_to_pb(pb_enum: Any, value: enum.Enum, prefix: str) -> Any:
+    return pb_enum.Value(prefix + value.value)
+
+
+def _require(msg: Any, field: str, path: str) -> None:
+    if not msg.HasField(field):
+        raise InvalidArgument.field(f"{path}.{field}", "is required")
+
+
+def _oneof(msg: Any, group: str, path: str) -> str:
+    which = msg.WhichOneof(group)
+    if which is None:
+        raise InvalidArgument.field(path, f"exactly one kind of {group} must be set")
+    return str(which)
+
+
+def timestamp_to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(UTC))
+    return ts
+
+
+def duration_to_timedelta(d: duration_pb2.Duration) -> timedelta:
+    return d.ToTimedelta()
+
+
+def timedelta_to_duration(value: timedelta) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def date_from_proto(d: date_pb2.Date, path: str) -> date:
+    try:
+        return date(d.year, d.month, d.day)
+    except ValueError as exc:
+        raise InvalidArgument.field(path, f"not a valid calendar date: {exc}") from exc
+
+
+def date_to_proto(value: date) -> date_pb2.Date:
+    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
+
+
+# --- from proto -----------------------------------------------------------------------------
+
+
+def value_from_proto(v: pb.Value, path: str) -> m.Scalar:
+    kind = _oneof(v, "kind", path)
+    if kind == "string_value":
+        return v.string_value
+    if kind == "number_value":
+        return float(v.number_value)
+    if kind == "bool_value":
+        return bool(v.bool_value)
+    return timestamp_to_datetime(v.time_value)
+
+
+def _offset(o: pb.RelativeOffset, path: str) -> m.RelativeOffset:
+    unit = _enum(m.TimeUnit, pb.TimeUnit, o.unit, f"{path}.unit", "TIME_UNIT_")
+    return m.RelativeOffset(amount=o.amount, unit=unit)
+
+
+def _comparison(c: pb.Comparison, path: str) -> m.Comparison:
+    op = _enum(
+        m.ComparisonOperator,
+        pb.ComparisonOperator,
+        c.operator,
+        f"{path}.operator",
+        "COMPARISON_OPERATOR_",
+    )
+    values = tuple(value_from_proto(v, f"{path}.values[{i}]") for i, v in enumerate(c.values))
+    relative = _offset(c.relative, f"{path}.relative") if c.HasField("relative") else None
+    return m.Comparison(operator=op, values=values, relative=relative)
+
+
+def _filter(f: pb.PropertyFilter, path: str) -> m.PropertyFilter:
+    _require(f, "comparison", path)
+    return m.PropertyFilter(
+        property=f.property, comparison=_comparison(f.comparison, f"{path}.comparison")
+    )
+
+
+def _event(e: pb.EventSpec, path: str) -> m.EventSpec:
+    return m.EventSpec(
+        event_name=e.event_name,
+        filters=tuple(_filter(f, f"{path}.filters[{i}]") for i, f in enumerate(e.filters)),
+    )
+
+
+def _point(p: pb.TimePoint, path: str) -> m.TimePoint:
+    kind = _oneof(p, "kind", path)
+    if kind == "instant":
+        return m.TimePoint(instant=timestamp_to_datetime(p.instant))
+    return m.TimePoint(date=date_from_proto(p.date, f"{path}.date"))
+
+
+def _window(w: pb.TimeWindow, path: str) -> m.TimeWindow:
+    kind = _oneof(w, "kind", path)
+    if kind == "last":
+        return m.LastWindow(offset=_offset(w.last, f"{path}.last"))
+    if kind == "today":
+        return m.TodayWindow()
+    if kind == "yesterday":
+        return m.YesterdayWindow()
+    if kind == "range":
+        _require(w.range, "start", f"{path}.range")
+        _require(w.range, "end", f"{path}.range")
+        return m.RangeWindow(
+            start=_point(w.range.start, f"{path}.range.start"),
+            end=_point(w.range.end, f"{path}.range.end"),
+        )
+    if kind == "since":
+        return m.SinceWindow(start=_point(w.since, f"{path}.since"))
+    if kind == "before":
+        return m.BeforeWindow(end=_point(w.before, f"{path}.before"))
+    return m.AllTimeWindow()
+
+
+def _required_window(msg: Any, path: str) -> m.TimeWindow:
+    _require(msg, "window", path)
+    return _window(msg.window, f"{path}.window")
+
+
+def _required_event(msg: Any, field: str, path: str) -> m.EventSpec:
+    _require(msg, field, path)
+    return _event(getattr(msg, field), f"{path}.{field}")
+
+
+def _aggregate(a: pb.Aggregate, path: str) -> m.Aggregate:
+    return m.Aggregate(
+        function=_enum(
+            m.AggregateFunction,
+            pb.AggregateFunction,
+            a.function,
+            f"{path}.function",
+            "AGGREGATE_FUNCTION_",
+        ),
+        operator=_enum(
+            m.ComparisonOperator,
+            pb.ComparisonOperator,
+            a.operator,
+            f"{path}.operator",
+            "COMPARISON_OPERATOR_",
+        ),
+        values=tuple(float(v) for v in a.values),
+        property=a.property,
+        include_non_performers=a.include_non_performers,
+    )
+
+
+def _condition(n: pb.Node, kind: str, path: str) -> m.Condition:
+    p = f"{path}.{kind}"
+    if kind == "did_event":
+        c = n.did_event
+        return m.DidEvent(
+            event=_required_event(c, "event", p),
+            window=_required_window(c, p),
+            aggregate=_aggregate(c.aggregate, f"{p}.aggregate")
+            if c.HasField("aggregate")
+            else None,
+        )
+    if kind == "did_not_event":
+        c2 = n.did_not_event
+        return m.DidNotEvent(event=_required_event(c2, "event", p), window=_required_window(c2, p))
+    if kind == "inaction":
+        c3 = n.inaction
+        return m.Inaction(
+            did=_required_event(c3, "did", p),
+            did_not=_required_event(c3, "did_not", p),
+            window=_required_window(c3, p),
+            within=duration_to_timedelta(c3.within) if c3.HasField("within") else None,
+        )
+    if kind == "first_time":
+        c4 = n.first_time
+        return m.FirstTime(event=_required_event(c4, "event", p), window=_required_window(c4, p))
+    if kind == "sequence":
+        c5 = n.sequence
+        return m.Sequence(
+            steps=tuple(_event(s, f"{p}.steps[{i}]") for i, s in enumerate(c5.steps)),
+            window=_required_window(c5, p),
+            within=duration_to_timedelta(c5.within) if c5.HasField("within") else None,
+        )
+    if kind == "user_property":
+        return m.UserProperty(filter=_filter(n.user_property, p))
+    return m.InSegment(segment=n.in_segment.segment, negate=n.in_segment.negate)
+
+
+def node_from_proto(n: pb.Node, path: str) -> m.Node:
+    kind = n.WhichOneof("condition")
+    operator = (
+        None
+        if n.operator == pb.BOOLEAN_OPERATOR_UNSPECIFIED
+        else _enum(
+            m.BooleanOperator,
+            pb.BooleanOperator,
+            n.operator,
+            f"{path}.operator",
+            "BOOLEAN_OPERATOR_",
+        )
+    )
+    if kind is not None and (operator is not None or len(n.children) > 0):
+        raise InvalidArgument.field(
+            path, "a node is either a group (operator + children) or a leaf (one condition)"
+        )
+    if kind is None and operator is None:
+        raise InvalidArgument.field(
+            path, "set either a condition (leaf) or an operator with children (group)"
+        )
+    children = tuple(node_from_proto(c, f"{path}.children[{i}]") for i, c in enumerate(n.children))
+    condition = _condition(n, kind, path) if kind is not None else None
+    return m.Node(operator=operator, children=children, condition=condition)
+
+
+def past_behavior_from_proto(q: pb.PastBehaviorQuery, path: str) -> m.PastBehaviorQuery:
+    return m.PastBehaviorQuery(
+        root=node_from_proto(q.root, f"{path}.root") if q.HasField("root") else None,
+        included_segments=tuple(q.included_segments),
+        excluded_segments=tuple(q.excluded_segments),
+    )
+
+
+def _url(u: pb.UrlMatch, path: str) -> m.UrlMatch:
+    return m.UrlMatch(
+        operator=_enum(
+            m.UrlMatchOperator,
+            pb.UrlMatchOperator,
+            u.operator,
+            f"{path}.operator",
+            "URL_MATCH_OPERATOR_",
+        ),
+        pattern=u.pattern,
+    )
+
+
+def _trigger(t: pb.LiveTrigger, path: str) -> m.LiveTrigger:
+    kind = _oneof(t, "kind", path)
+    p = f"{path}.{kind}"
+    if kind == "single_action":
+        return m.SingleActionTrigger(event=_event(t.single_action, p))
+    if kind == "inaction_within":
+        c = t.inaction_within
+        _require(c, "within", p)
+        return m.InactionWithinTrigger(
+            did=_required_event(c, "did", p),
+            did_not=_required_event(c, "did_not", p),
+            within=duration_to_timedelta(c.within),
+        )
+    if kind == "on_date":
+        return m.DateTrigger(property=t.on_date.property, days_from_today=t.on_date.days_from_today)
+    if kind == "page_visit":
+        return m.PageVisitTrigger(url=_url(t.page_visit, p))
+    if kind == "referrer":
+        which = _oneof(t.referrer, "kind", p)
+        match = _url(getattr(t.referrer, which), f"{p}.{which}")
+        if which == "referrer_url":
+            return m.ReferrerTrigger(referrer_url=match)
+        return m.ReferrerTrigger(campaign=match)
+    pc = t.page_count
+    scope = pc.WhichOneof("scope")
+    return m.PageCountTrigger(
+        pages=pc.pages,
+        window=_offset(pc.window, f"{p}.window") if scope == "window" else None,
+    )
+
+
+def definition_from_proto(d: pb.Definition, path: str = "definition") -> m.Definition:
+    """Convert a Definition message; structural errors raise InvalidArgument with `path`."""
+    kind = _oneof(d, "kind", path)
+    p = f"{path}.{kind}"
+    if kind == "past_behavior":
+        return past_behavior_from_proto(d.past_behavior, p)
+    if kind == "live":
+        _require(d.live, "trigger", p)
+        return m.LiveDefinition(
+            trigger=_trigger(d.live.trigger, f"{p}.trigger"),
+            past_behavior=past_behavior_from_proto(d.live.past_behavior, f"{p}.past_behavior")
+            if d.live.HasField("past_behavior")
+            else None,
+        )
+    if kind == "custom_list":
+        return m.CustomListDefinition(
+            identity_kind=_enum(
+                m.IdentityKind,
+                pb.IdentityKind,
+                d.custom_list.identity_kind,
+                f"{p}.identity_kind",
+                "IDENTITY_KIND_",
+            )
+        )
+    if kind == "partner":
+        return m.PartnerDefinition(
+            partner=d.partner.partner, external_cohort_id=d.partner.external_cohort_id
+        )
+    return m.SystemDefinition(
+        kind=_enum(
+            m.SystemSegmentKind,
+            pb.SystemSegmentKind,
+            d.system.kind,
+            f"{p}.kind",
+            "SYSTEM_SEGMENT_KIND_",
+        )
+    )
+
+
+# --- to proto -------------------------------------------------------------------------------
+
+
+def value_to_proto(v: m.Scalar) -> pb.Value:
+    if isinstance(v, bool):
+        return pb.Value(bool_value=v)
+    if isinstance(v, str):
+        return pb.Value(string_value=v)
+    if isinstance(v, datetime):
+        return pb.Value(time_value=datetime_to_timestamp(v))
+    return pb.Value(number_value=float(v))
+
+
+def _offset_to_pb(o: m.RelativeOffset) -> pb.RelativeOffset:
+    return pb.RelativeOffset(amount=o.amount, unit=_enum_to_pb(pb.TimeUnit, o.unit, "TIME_UNIT_"))
+
+
+def _filter_to_pb(f: m.PropertyFilter) -> pb.PropertyFilter:
+    c = f.comparison
+    comparison = pb.Comparison(
+        operator=_enum_to_pb(pb.ComparisonOperator, c.operator, "COMPARISON_OPERATOR_"),
+        values=[value_to_proto(v) for v in c.values],
+    )
+    if c.relative is not None:
+        comparison.relative.CopyFrom(_offset_to_pb(c.relative))
+    return pb.PropertyFilter(property=f.property, comparison=comparison)
+
+
+def _event_to_pb(e: m.EventSpec) -> pb.EventSpec:
+    return pb.EventSpec(event_name=e.event_name, filters=[_filter_to_pb(f) for f in e.filters])
+
+
+def _point_to_pb(p: m.TimePoint) -> pb.TimePoint:
+    if p.instant is not None:
+        return pb.TimePoint(instant=datetime_to_timestamp(p.instant))
+    assert p.date is not None
+    return pb.TimePoint(date=date_to_proto(p.date))
+
+
+def window_to_proto(w: m.TimeWindow) -> pb.TimeWindow:
+    match w:
+        case m.LastWindow(offset=o):
+            return pb.TimeWindow(last=_offset_to_pb(o))
+        case m.TodayWindow():
+            return pb.TimeWindow(today=pb.Today())
+        case m.YesterdayWindow():
+            return pb.TimeWindow(yesterday=pb.Yesterday())
+        case m.RangeWindow(start=s, end=e):
+            return pb.TimeWindow(range=pb.AbsoluteRange(start=_point_to_pb(s), end=_point_to_pb(e)))
+        case m.SinceWindow(start=s):
+            return pb.TimeWindow(since=_point_to_pb(s))
+        case m.BeforeWindow(end=e):
+            return pb.TimeWindow(before=_point_to_pb(e))
+        case m.AllTimeWindow():
+            return pb.TimeWindow(all_time=pb.AllTime())
+
+
+def _maybe_duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    return timedelta_to_duration(value) if value is not None else None
+
+
+def _node_to_pb(n: m.Node) -> pb.Node:
+    out = pb.Node(children=[_node_to_pb(c) for c in n.children])
+    if n.operator is not None:
+        out.operator = _enum_to_pb(pb.BooleanOperator, n.operator, "BOOLEAN_OPERATOR_")
+    match n.condition:
+        case None:
+            pass
+        case m.DidEvent(event=e, window=w, aggregate=a):
+            out.did_event.CopyFrom(
+                pb.DidEventCondition(event=_event_to_pb(e), window=window_to_proto(w))
+            )
+            if a is not None:
+                out.did_event.aggregate.CopyFrom(
+                    pb.Aggregate(
+                        function=_enum_to_pb(
+                            pb.AggregateFunction, a.function, "AGGREGATE_FUNCTION_"
+                        ),
+                        property=a.property,
+                        operator=_enum_to_pb(
+                            pb.ComparisonOperator, a.operator, "COMPARISON_OPERATOR_"
+                        ),
+                        values=list(a.values),
+                        include_non_performers=a.include_non_performers,
+                    )
+                )
+        case m.DidNotEvent(event=e, window=w):
+            out.did_not_event.CopyFrom(
+                pb.DidNotEventCondition(event=_event_to_pb(e), window=window_to_proto(w))
+            )
+        case m.Inaction(did=a, did_not=b, window=w, within=t):
+            out.inaction.CopyFrom(
+                pb.InactionCondition(
+                    did=_event_to_pb(a),
+                    did_not=_event_to_pb(b),
+                    window=window_to_proto(w),
+                    within=_maybe_duration(t),
+                )
+            )
+        case m.FirstTime(event=e, window=w):
+            out.first_time.CopyFrom(
+                pb.FirstTimeCondition(event=_event_to_pb(e), window=window_to_proto(w))
+            )
+        case m.Sequence(steps=steps, window=w, within=t):
+            out.sequence.CopyFrom(
+                pb.SequenceCondition(
+                    steps=[_event_to_pb(s) for s in steps],
+                    window=window_to_proto(w),
+                    within=_maybe_duration(t),
+                )
+            )
+        case m.UserProperty(filter=f):
+            out.user_property.CopyFrom(_filter_to_pb(f))
+        case m.InSegment(segment=s, negate=neg):
+            out.in_segment.CopyFrom(pb.SegmentMembershipCondition(segment=s, negate=neg))
+    return out
+
+
+def past_behavior_to_proto(q: m.PastBehaviorQuery) -> pb.PastBehaviorQuery:
+    out = pb.PastBehaviorQuery(
+        included_segments=list(q.included_segments), excluded_segments=list(q.excluded_segments)
+    )
+    if q.root is not None:
+        out.root.CopyFrom(_node_to_pb(q.root))
+    return out
+
+
+def _url_to_pb(u: m.UrlMatch) -> pb.UrlMatch:
+    return pb.UrlMatch(
+        operator=_enum_to_pb(pb.UrlMatchOperator, u.operator, "URL_MATCH_OPERATOR_"),
+        pattern=u.pattern,
+    )
+
+
+def _trigger_to_pb(t: m.LiveTrigger) -> pb.LiveTrigger:
+    match t:
+        case m.SingleActionTrigger(event=e):
+            return pb.LiveTrigger(single_action=_event_to_pb(e))
+        case m.InactionWithinTrigger(did=a, did_not=b, within=w):
+            return pb.LiveTrigger(
+                inaction_within=pb.InactionWithinTrigger(
+                    did=_event_to_pb(a), did_not=_event_to_pb(b), within=timedelta_to_duration(w)
+                )
+            )
+        case m.DateTrigger(property=prop, days_from_today=days):
+            return pb.LiveTrigger(on_date=pb.DateTrigger(property=prop, days_from_today=days))
+        case m.PageVisitTrigger(url=u):
+            return pb.LiveTrigger(page_visit=_url_to_pb(u))
+        case m.ReferrerTrigger(referrer_url=r, campaign=c):
+            if r is not None:
+                return pb.LiveTrigger(referrer=pb.ReferrerTrigger(referrer_url=_url_to_pb(r)))
+            assert c is not None
+            return pb.LiveTrigger(referrer=pb.ReferrerTrigger(campaign=_url_to_pb(c)))
+        case m.PageCountTrigger(pages=n, window=w):
+            if w is None:
+                return pb.LiveTrigger(
+                    page_count=pb.PageCountTrigger(pages=n, session=pb.SessionScope())
+                )
+            return pb.LiveTrigger(page_count=pb.PageCountTrigger(pages=n, window=_offset_to_pb(w)))
+
+
+def definition_to_proto(d: m.Definition) -> pb.Definition:
+    match d:
+        case m.PastBehaviorQuery():
+            return pb.Definition(past_behavior=past_behavior_to_proto(d))
+        case m.LiveDefinition(trigger=t, past_behavior=q):
+            live = pb.LiveDefinition(trigger=_trigger_to_pb(t))
+            if q is not None:
+                live.past_behavior.CopyFrom(past_behavior_to_proto(q))
+            return pb.Definition(live=live)
+        case m.CustomListDefinition(identity_kind=k):
+            return pb.Definition(
+                custom_list=pb.CustomListDefinition(
+                    identity_kind=_enum_to_pb(pb.IdentityKind, k, "IDENTITY_KIND_")
+                )
+            )
+        case m.PartnerDefinition(partner=p, external_cohort_id=c):
+            return pb.Definition(partner=pb.PartnerDefinition(partner=p, external_cohort_id=c))
+        case m.SystemDefinition(kind=k):
+            return pb.Definition(
+                system=pb.SystemDefinition(
+                    kind=_enum_to_pb(pb.SystemSegmentKind, k, "SYSTEM_SEGMENT_KIND_")
+                )
+            )
+
+
+def map_items(items: Iterable[tuple[str, pb.Value]], path: str) -> dict[str, m.Scalar]:
+    """Convert a map<string, Value> (for example event or profile properties)."""
+    return {k: value_from_proto(v, f"{path}[{k!r}]") for k, v in items}
