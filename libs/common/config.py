@@ -109,7 +109,9 @@ class Config:
         export_dir = env.get("SEGMENTS_EXPORT_DIR")
         level = env.get("SEGMENTS_LOG_LEVEL", defaults.log_level).upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ConfigError(f"SEGMENTS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+            raise ConfigError(
+                f"SEGMENTS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
+            )
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -117,7 +119,9 @@ class Config:
             data_dir=Path(env.get("SEGMENTS_DATA_DIR", str(defaults.data_dir))),
             database_url=env.get("SEGMENTS_DATABASE_URL") or None,
             clickhouse_url=env.get("SEGMENTS_CLICKHOUSE_URL") or None,
-            clickhouse_database=env.get("SEGMENTS_CLICKHOUSE_DATABASE", defaults.clickhouse_database),
+            clickhouse_database=env.get(
+                "SEGMENTS_CLICKHOUSE_DATABASE", defaults.clickhouse_database
+            ),
             export_dir_override=Path(export_dir) if export_dir else None,
             definition_address=env.get("SEGMENTS_DEFINITION_ADDRESS") or None,
             evaluator_address=env.get("SEGMENTS_EVALUATOR_ADDRESS") or None,

@@ -1,0 +1,307 @@
+"""The server interceptor every Segments service runs behind.
+
+For each call (unary and streaming alike) it:
+
+* takes the request id from metadata ``x-request-id`` (or generates one), binds it to the
+  call's log lines and returns it in the trailing metadata;
+* turns a `DomainError` into its gRPC status code with a ``google.rpc.Status`` in the
+  ``grpc-status-details-bin`` trailer: an ``ErrorInfo`` (reason, domain, metadata), plus
+  ``BadRequest`` field violations for `InvalidArgument` and ``PreconditionFailure``
+  violations for `FailedPrecondition`;
+* turns any other exception into INTERNAL with a generic message (the traceback goes to the
+  log, never to the caller);
+* logs the call once when it ends: method, status code, duration_ms.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import google.rpc.code_pb2 as code_pb2
+import google.rpc.error_details_pb2 as error_details_pb2
+import google.rpc.status_pb2 as status_pb2
+import grpc
+from google.protobuf import any_pb2
+
+from libs.common import errors
+from libs.common.context import REQUEST_ID_KEY, metadata_value
+from libs.common.logging import bind_request_id, get_logger, new_request_id
+
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+INTERNAL_MESSAGE = "internal error; quote the request id when reporting it"
+_MAX_REQUEST_ID_LENGTH = 128
+
+_log = get_logger("segments.rpc")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+    errors.Internal: grpc.StatusCode.INTERNAL,
+}
+
+
+def status_code_for(error: errors.DomainError) -> grpc.StatusCode:
+    """The gRPC code of a domain error (its nearest mapped base class; INTERNAL otherwise)."""
+    for cls in type(error).__mro__:
+        code = _CODES.get(cls)
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def rich_status(error: errors.DomainError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` a client decodes with ``grpc_status.rpc_status.from_call``."""
+    code = status_code_for(error)
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason, domain=errors.ERROR_DOMAIN, metadata=error.metadata
+    )
+    status.details.append(_pack(info))
+    if isinstance(error, errors.InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        status.details.append(_pack(bad_request))
+    if isinstance(error, errors.FailedPrecondition) and error.violations:
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=v.type, subject=v.subject, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        status.details.append(_pack(failure))
+    return status
+
+
+class _Call:
+    """Book-keeping of one call: request id, start time, final status, logging."""
+
+    def __init__(self, method: str, context: Context) -> None:
+        self.method = method
+        self.context = context
+        supplied = metadata_value(context, REQUEST_ID_KEY).strip()
+        valid = supplied and len(supplied) <= _MAX_REQUEST_ID_LENGTH and supplied.isprintable()
+        self.request_id = supplied if valid else new_request_id()
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.OK
+        bind_request_id(self.request_id)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
+
+    def _trailers(self, extra: tuple[tuple[str, str | bytes], ...] = ()) -> tuple[Any, ...]:
+        own = tuple(
+            (k, v) for k, v in (self.context.trailing_metadata() or ()) if k != REQUEST_ID_KEY
+        )
+        return (*own, *extra, (REQUEST_ID_KEY, self.request_id))
+
+    def succeeded(self) -> None:
+        self.context.set_trailing_metadata(self._trailers())
+        code = _code_of(self.context)
+        if code is not None:
+            self.code = code
+
+    async def fail(self, exc: BaseException) -> NoReturn:
+        """Ends the call with the status `exc` stands for. Always raises."""
+        if isinstance(exc, grpc.aio.AbortError):
+            # The handler aborted by itself: keep its status, add the request id.
+            self.code = _code_of(self.context) or grpc.StatusCode.UNKNOWN
+            self.context.set_trailing_metadata(self._trailers())
+            raise exc
+        if isinstance(exc, errors.DomainError):
+            status = rich_status(exc)
+            self.code = status_code_for(exc)
+            message = exc.message
+        elif isinstance(exc, NotImplementedError):
+            # A generated servicer base method that nobody overrode.
+            self.code = grpc.StatusCode.UNIMPLEMENTED
+            message = f"{self.method} is not implemented"
+            status = status_pb2.Status(code=code_pb2.UNIMPLEMENTED, message=message)
+        else:
+            _log.error("rpc_unhandled_exception", method=self.method, exc_info=exc)
+            self.code = grpc.StatusCode.INTERNAL
+            message = INTERNAL_MESSAGE
+            status = status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+            status.details.append(
+                _pack(
+                    error_details_pb2.ErrorInfo(
+                        reason="INTERNAL",
+                        domain=errors.ERROR_DOMAIN,
+                        metadata={"request_id": self.request_id},
+                    )
+                )
+            )
+        trailers = self._trailers(((STATUS_DETAILS_KEY, status.SerializeToString()),))
+        await self.context.abort(self.code, message, trailing_metadata=trailers)
+        raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+    def cancelled(self) -> None:
+        remaining = _time_remaining(self.context)
+        expired = remaining is not None and remaining <= 0
+        self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+
+    def log(self) -> None:
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        level = "info" if self.code is grpc.StatusCode.OK else "warning"
+        if self.code is grpc.StatusCode.INTERNAL or self.code is grpc.StatusCode.UNKNOWN:
+            level = "error"
+        getattr(_log, level)(
+            "rpc",
+            method=self.method,
+            code=self.code.name,
+            duration_ms=duration_ms,
+        )
+
+
+def _code_of(context: Context) -> grpc.StatusCode | None:
+    try:
+        code: Any = context.code()
+    except (AttributeError, NotImplementedError):  # pragma: no cover - older grpc
+        return None
+    if isinstance(code, grpc.StatusCode):
+        return code
+    for candidate in grpc.StatusCode:
+        if candidate.value[0] == code:
+            return candidate
+    return None
+
+
+def _time_remaining(context: Context) -> float | None:
+    try:
+        remaining = context.time_remaining()
+    except Exception:  # pragma: no cover - defensive: context already finished
+        return None
+    return remaining
+
+
+def _wrap_unary_response(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    async def handler(request_or_iterator: Any, context: Context) -> Any:
+        call = _Call(method, context)
+        try:
+            result = behavior(request_or_iterator, context)
+            if inspect.isawaitable(result):
+                result = await result
+            call.succeeded()
+            return result
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                await call.fail(exc)
+            call.cancelled()
+            raise
+        finally:
+            call.log()
+
+    return handler
+
+
+def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def generator(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
+            call = _Call(method, context)
+            try:
+                async for response in behavior(request_or_iterator, context):
+                    yield response
+                call.succeeded()
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    await call.fail(exc)
+                call.cancelled()
+                raise
+            finally:
+                call.log()
+
+        return generator
+
+    async def writer(request_or_iterator: Any, context: Context) -> None:
+        # The handler writes with context.write() (or returns an iterator of responses).
+        call = _Call(method, context)
+        try:
+            result = behavior(request_or_iterator, context)
+            if inspect.isawaitable(result):
+                result = await result
+            if hasattr(result, "__aiter__"):
+                async for response in result:
+                    await context.write(response)
+            elif result is not None:
+                for response in result:
+                    await context.write(response)
+            call.succeeded()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                await call.fail(exc)
+            call.cancelled()
+            raise
+        finally:
+            call.log()
+
+    return writer
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Request id, error mapping and one log line per call, for every kind of handler."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # pragma: no cover - grpc has no other kind
+
+
+def server_interceptors() -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
+    """The interceptors of every Segments server, outermost first."""
+    return [ErrorInterceptor()]

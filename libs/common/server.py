@@ -1,0 +1,169 @@
+"""The one gRPC bootstrap of every Segments process.
+
+`RunningServer` starts services, opens the port with health checking, server reflection and
+the interceptors, and shuts down gracefully: health flips to NOT_SERVING first, then
+in-flight calls get `shutdown_grace_seconds` to finish, then each service stops (stores
+closed). `serve()` runs one until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AioHealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from libs.common.config import Config
+from libs.common.interceptors import server_interceptors
+from libs.common.logging import get_logger
+from libs.common.service import Service
+
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+REFLECTION_SERVICE_NAME: str = reflection.SERVICE_NAME
+
+_log = get_logger("segments.server")
+
+
+class ServerError(RuntimeError):
+    """The server could not start (port in use, a service failed to start)."""
+
+
+class RunningServer:
+    """A grpc.aio server hosting `services` on `host:port` (port 0: an ephemeral port)."""
+
+    def __init__(
+        self,
+        services: Sequence[Service],
+        config: Config,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        names = [s.name for s in services]
+        if len(set(names)) != len(names):
+            raise ServerError(f"a service is listed twice: {names}")
+        self.services = list(services)
+        self.config = config
+        self.host = host if host is not None else config.host
+        self.requested_port = port if port is not None else config.port
+        self.port = 0
+        self.health: Any = AioHealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._started: list[Service] = []
+        self._stopping = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> int:
+        """Starts every service, then the server; returns the bound port."""
+        if self._server is not None:
+            raise ServerError("server already started")
+        try:
+            for service in self.services:
+                await service.start()
+                self._started.append(service)
+            server = grpc.aio.server(interceptors=server_interceptors())
+            for service in self.services:
+                service.register(server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection.enable_server_reflection(
+                [*(s.name for s in self.services), HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME],
+                server,
+            )
+            try:
+                port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            except RuntimeError as exc:
+                raise ServerError(
+                    f"cannot listen on {self.host}:{self.requested_port}: {exc}"
+                ) from exc
+            if port == 0:
+                raise ServerError(f"cannot listen on {self.host}:{self.requested_port}")
+            await server.start()
+        except BaseException:
+            await self._stop_services()
+            raise
+        self._server = server
+        self.port = port
+        for service in self.services:
+            await self.health.set(service.name, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        _log.info(
+            "server_started",
+            host=self.host,
+            port=port,
+            services=[s.name for s in self.services],
+        )
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, then in-flight calls finish (up to `grace`), then services stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        _log.info("server_stopping", grace_seconds=grace)
+        await self.health.enter_graceful_shutdown()
+        # Let health watchers see NOT_SERVING before the port closes.
+        await asyncio.sleep(0)
+        if self._server is not None:
+            await self._server.stop(grace)
+        await self._stop_services()
+        _log.info("server_stopped")
+
+    async def wait_for_termination(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def _stop_services(self) -> None:
+        while self._started:
+            service = self._started.pop()
+            try:
+                await service.stop()
+            except Exception as exc:
+                _log.error("service_stop_failed", service=service.name, exc_info=exc)
+
+
+async def serve(
+    services: Sequence[Service],
+    config: Config,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    on_started: Callable[[RunningServer], Any] | None = None,
+) -> int:
+    """Runs `services` until SIGTERM or SIGINT, then shuts down gracefully.
+
+    Returns the port that was bound. `on_started` (optional, may be async) runs once the
+    port is open, for example to load demo data through the API.
+    """
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop_requested.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
+            pass
+    server = RunningServer(services, config, host=host, port=port)
+    try:
+        bound = await server.start()
+        try:
+            if on_started is not None:
+                result = on_started(server)
+                if asyncio.iscoroutine(result):
+                    await result
+            await stop_requested.wait()
+        finally:
+            await server.stop()
+        return bound
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,125 @@
+"""The `segments` command: run the services, or load the demo data set.
+
+segments serve all|definition|evaluator|reporting|export [--host H] [--port P]
+segments demo [--serve] [--host H] [--port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+
+from libs.common.config import SERVICE_NAMES, Config, ConfigError
+from libs.common.logging import configure_logging, get_logger
+from libs.common.server import RunningServer, ServerError, serve
+from libs.common.service import Service
+
+_log = get_logger("segments.cli")
+
+
+def build_services(which: str, config: Config) -> list[Service]:
+    """The services of `segments serve <which>`: one of SERVICE_NAMES, or "all"."""
+    names = SERVICE_NAMES if which == "all" else (which,)
+    services: list[Service] = []
+    for name in names:
+        module = importlib.import_module(f"services.{name}.service")
+        services.append(module.build_service(config))
+    return services
+
+
+def default_port(which: str, config: Config) -> int:
+    return config.port if which == "all" else config.port_for(which)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segments", description="Segments: audience segmentation services over gRPC."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run one service, or all four in one process")
+    serve_cmd.add_argument("service", choices=["all", *SERVICE_NAMES])
+    serve_cmd.add_argument("--host", help="listen address (default SEGMENTS_HOST)")
+    serve_cmd.add_argument(
+        "--port",
+        type=int,
+        help="port; 0 picks a free one (default SEGMENTS_PORT for all, else the service's port)",
+    )
+
+    demo_cmd = commands.add_parser(
+        "demo", help="start all services in-process and load the demo data set through the API"
+    )
+    demo_cmd.add_argument("--serve", action="store_true", help="keep serving after loading")
+    demo_cmd.add_argument("--host", help="listen address (default SEGMENTS_HOST)")
+    demo_cmd.add_argument("--port", type=int, help="port (default SEGMENTS_PORT)")
+    return parser
+
+
+async def _run_serve(which: str, config: Config, host: str | None, port: int | None) -> None:
+    services = build_services(which, config)
+    await serve(
+        services,
+        config,
+        host=host or config.host,
+        port=default_port(which, config) if port is None else port,
+        on_started=lambda server: print(
+            f"segments: serving {which} on {server.address}", file=sys.stderr, flush=True
+        ),
+    )
+
+
+async def _run_demo(config: Config, host: str | None, port: int | None, keep: bool) -> None:
+    from services.demo import load_demo
+
+    services = build_services("all", config)
+    host = host or config.host
+    port = config.port if port is None else port
+
+    async def loaded(server: RunningServer) -> None:
+        await load_demo(server.address)
+        print(
+            f"segments: demo data loaded; serving all services on {server.address} "
+            f"(try: grpcurl -plaintext {server.address} list). Ctrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if keep:
+        await serve(services, config, host=host, port=port, on_started=loaded)
+        return
+    server = RunningServer(services, config, host=host, port=port)
+    await server.start()
+    try:
+        await load_demo(server.address)
+    finally:
+        await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"segments: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.command == "serve":
+            asyncio.run(_run_serve(args.service, config, args.host, args.port))
+        else:
+            asyncio.run(_run_demo(config, args.host, args.port, args.serve))
+    except ServerError as exc:
+        _log.error("server_failed", error=str(exc))
+        print(f"segments: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover - SIGINT before the handler is installed
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
