@@ -1,0 +1,211 @@
+"""Compiles a segment definition into one ClickHouse query listing its members.
+
+Shape of a past-behaviour query (one scan of `events` whatever the number of clauses):
+
+    SELECT u.uid AS user_id
+    FROM (SELECT DISTINCT user_id AS uid FROM users WHERE project = ? AND seen_at <= as_of) AS u
+    LEFT JOIN (<one aggregation over events, see compiler_clauses>) AS e ON e.eid = u.uid
+    LEFT JOIN (SELECT user_id AS pid, <maps> FROM profiles FINAL WHERE project = ?) AS pr
+        ON pr.pid = u.uid
+    WHERE <boolean tree> AND uid IN (<included>) AND uid NOT IN (<excluded>)
+    SETTINGS join_use_nulls = 0
+
+The universe is every user with a profile or an event at or before `as_of`, so NOT and
+"did not" include users with no events at all. Segments referenced by "in segment" leaves or
+included/excluded lists are compiled recursively as `uid IN (subquery)`. Profile properties
+are current state (profiles keep no history): `as_of` applies to events only.
+
+The module is pure: every identifier and value is a bound parameter (see
+`compiler_predicates.Params`), never SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from libs.common.errors import FailedPrecondition
+from libs.model.definition import (
+    BooleanOperator,
+    CustomListDefinition,
+    Definition,
+    DidEvent,
+    DidNotEvent,
+    FirstTime,
+    Inaction,
+    InSegment,
+    LiveDefinition,
+    Node,
+    PartnerDefinition,
+    PastBehaviorQuery,
+    Sequence,
+    SystemDefinition,
+    SystemSegmentKind,
+    UserProperty,
+)
+from services.evaluator.domain.compiler_clauses import EventScan
+from services.evaluator.domain.compiler_predicates import (
+    FALSE,
+    TRUE,
+    Params,
+    PropertyPredicates,
+    and_all,
+    negate,
+    or_all,
+    time_compare,
+)
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    params: dict[str, Any]  # values for the {name:Type} placeholders
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    project: str
+    as_of: datetime  # aware, UTC
+    time_zone: str  # IANA name, for day and month boundaries
+    segments: Mapping[str, Definition] = field(default_factory=dict)  # by resource name
+
+
+def compile_members(
+    definition: Definition,
+    ctx: EvaluationContext,
+    *,
+    user_ids: Seq[str] | None = None,
+    segment_name: str | None = None,
+) -> CompiledQuery:
+    """SQL returning one column `user_id`, each member once (only `user_ids` when given).
+
+    `segment_name` is the segment's resource name; list segments (custom list, partner) need
+    it, since their members are stored under it.
+    """
+    compiler = _Compiler(ctx, Params())
+    ids = None if user_ids is None else compiler.params.strings(list(user_ids))
+    body = compiler.members(definition, segment_name, ids, ())
+    return CompiledQuery(sql=f"{body} SETTINGS join_use_nulls = 0", params=compiler.params.values)
+
+
+class _Compiler:
+    def __init__(self, ctx: EvaluationContext, params: Params) -> None:
+        self.ctx = ctx
+        self.params = params
+
+    def members(
+        self, definition: Definition, name: str | None, ids: str | None, stack: tuple[str, ...]
+    ) -> str:
+        project = self.params.string(self.ctx.project)
+        only = "" if ids is None else f" AND has({ids}, user_id)"
+        match definition:
+            case PastBehaviorQuery():
+                return self._past_behavior(definition, ids, stack)
+            case LiveDefinition(past_behavior=past):
+                if past is None:
+                    raise FailedPrecondition(
+                        "live membership is not evaluated by query: the live segment has no "
+                        "past-behaviour part",
+                        reason="LIVE_NOT_QUERYABLE",
+                    )
+                return self._past_behavior(past, ids, stack)
+            case CustomListDefinition() | PartnerDefinition():
+                if name is None:
+                    raise ValueError("a list segment is compiled with its segment name")
+                segment = self.params.string(name)
+                return (
+                    "SELECT DISTINCT user_id FROM list_members FINAL "  # noqa: S608
+                    f"WHERE project = {project} AND segment = {segment} AND is_member = 1{only}"
+                )
+            case SystemDefinition(kind=SystemSegmentKind.ALL_USERS):
+                return f"SELECT uid AS user_id FROM ({self._universe(ids)})"  # noqa: S608
+            case SystemDefinition(kind=SystemSegmentKind.TEST_USERS):
+                return (
+                    "SELECT DISTINCT user_id FROM profiles FINAL "  # noqa: S608
+                    f"WHERE project = {project} AND test_user = 1{only}"
+                )
+        raise ValueError(f"unknown definition {definition!r}")
+
+    def _universe(self, ids: str | None) -> str:
+        where = [
+            f"project = {self.params.string(self.ctx.project)}",
+            time_compare("seen_at", "<=", self.ctx.as_of, self.params),
+        ]
+        if ids is not None:
+            where.append(f"has({ids}, user_id)")
+        return f"SELECT DISTINCT user_id AS uid FROM users WHERE {' AND '.join(where)}"  # noqa: S608
+
+    def _segment(self, name: str, ids: str | None, stack: tuple[str, ...]) -> str:
+        if name in stack:
+            raise FailedPrecondition(
+                f"segment {name} references itself through {' -> '.join(stack)}",
+                reason="SEGMENT_CYCLE",
+                metadata={"segment": name},
+            )
+        definition = self.ctx.segments.get(name)
+        if definition is None:
+            raise FailedPrecondition(
+                f"referenced segment {name} is not available",
+                reason="SEGMENT_REFERENCE_MISSING",
+                metadata={"segment": name},
+            )
+        return self.members(definition, name, ids, (*stack, name))
+
+    def _past_behavior(
+        self, query: PastBehaviorQuery, ids: str | None, stack: tuple[str, ...]
+    ) -> str:
+        universe = self.params.alias("u")
+        events = self.params.alias("e")
+        profiles = self.params.alias("pr")
+        scan = EventScan(self.params, self.ctx.project, self.ctx.as_of, self.ctx.time_zone)
+        props = PropertyPredicates(self.params, f"{profiles}.", self.ctx.as_of, self.ctx.time_zone)
+        uses_profiles = False
+        uid = f"{universe}.uid"
+
+        def tree(node: Node) -> str:
+            nonlocal uses_profiles
+            condition = node.condition
+            if condition is None:
+                parts = [tree(child) for child in node.children]
+                if node.operator is BooleanOperator.OR:
+                    return or_all(parts)
+                if node.operator is BooleanOperator.NOT:
+                    return negate(and_all(parts))
+                return and_all(parts)
+            match condition:
+                case UserProperty(filter=prop):
+                    uses_profiles = True
+                    return props.filter(prop)
+                case InSegment(segment=name, negate=negated):
+                    inside = f"{uid} IN ({self._segment(name, ids, stack)})"
+                    return negate(inside) if negated else inside
+                case DidEvent() | DidNotEvent() | Inaction() | FirstTime() | Sequence():
+                    clause = scan.add(condition)
+                    if clause.column in (TRUE, FALSE):
+                        return clause.column
+                    fallback = "1" if clause.empty_value else "0"
+                    return f"if({events}.erows > 0, {events}.{clause.column}, {fallback})"
+            raise ValueError(f"unknown condition {condition!r}")
+
+        where = [TRUE if query.root is None else tree(query.root)]
+        where += [f"{uid} IN ({self._segment(s, ids, stack)})" for s in query.included_segments]
+        where += [f"{uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments]
+        sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
+        if scan.select:
+            sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
+        if uses_profiles:
+            profile_where = f"project = {self.params.string(self.ctx.project)}"
+            if ids is not None:
+                profile_where += f" AND has({ids}, user_id)"
+            sql += (
+                " LEFT JOIN (SELECT user_id AS pid, str_props, num_props, bool_props, time_props"  # noqa: S608
+                f" FROM profiles FINAL WHERE {profile_where}) AS {profiles}"
+                f" ON {profiles}.pid = {uid}"
+            )
+        condition = and_all(where)
+        if condition != TRUE:
+            sql += f" WHERE {condition}"
+        return sql
