@@ -1,0 +1,265 @@
+"""Embedded ClickHouse (chDB): the zero-setup default and the engine tests run on.
+
+chDB opens one data path per process, so `ChdbEngine.for_path` hands out a process-wide
+singleton. Each database gets its own pool of chDB connections, whose session's current
+database is that database (the SQL uses unqualified table names). Queries run in worker
+threads: chDB releases the GIL while it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import chdb
+
+from libs.clickhouse.common import (
+    bind,
+    check_identifier,
+    decode_native,
+    encode_rows,
+    insert_statement,
+    map_engine_error,
+    memory_settings,
+    merged_settings,
+    render_setting,
+)
+from libs.clickhouse.port import Params, Row, Settings
+
+_FETCH_DONE = object()
+_log = logging.getLogger(__name__)
+
+
+class _Connection:
+    """One chDB session bound to a database, remembering which settings it has applied."""
+
+    def __init__(self, raw: Any, database: str) -> None:
+        self.raw = raw
+        self.database = database
+        self.applied: dict[str, Any] = {}
+
+    def apply(self, settings: Mapping[str, Any]) -> None:
+        for key in [k for k in self.applied if k not in settings]:
+            self.raw.query(f"SET {check_identifier(key)} = DEFAULT")
+            del self.applied[key]
+        for key, value in settings.items():
+            if self.applied.get(key) != value:
+                self.raw.query(f"SET {check_identifier(key)} = {render_setting(value)}")
+                self.applied[key] = value
+
+
+class ChdbEngine:
+    """The process's embedded ClickHouse server for one data path."""
+
+    _instances: dict[Path, ChdbEngine] = {}
+    _class_lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[_Connection]] = {}
+        self._admin: Any = None
+
+    @classmethod
+    def for_path(cls, path: Path) -> ChdbEngine:
+        resolved = path.resolve()
+        with cls._class_lock:
+            engine = cls._instances.get(resolved)
+            if engine is not None:
+                return engine
+            if cls._instances:
+                # chDB can open one data path per process. A second path (several services
+                # configured differently in one test process) shares the open one: databases
+                # keep their data apart.
+                opened = next(iter(cls._instances.values()))
+                _log.warning(
+                    "chDB already open at %s; using it instead of %s", opened.path, resolved
+                )
+                return opened
+            resolved.mkdir(parents=True, exist_ok=True)
+            engine = cls(resolved)
+            cls._instances[resolved] = engine
+            return engine
+
+    def _connect(self) -> Any:
+        return chdb.connect(str(self.path))
+
+    def ensure_database(self, database: str) -> None:
+        with self._lock:
+            if self._admin is None:
+                self._admin = self._connect()
+            admin = self._admin
+        admin.query(
+            "CREATE DATABASE IF NOT EXISTS {db:Identifier}", "TabSeparated", params={"db": database}
+        )
+
+    def _acquire(self, database: str) -> _Connection:
+        with self._lock:
+            idle = self._idle.get(database)
+            if idle:
+                return idle.pop()
+        conn = _Connection(self._connect(), database)
+        conn.raw.query("USE {db:Identifier}", "TabSeparated", params={"db": database})
+        return conn
+
+    def _release(self, conn: _Connection) -> None:
+        with self._lock:
+            self._idle.setdefault(conn.database, []).append(conn)
+
+    def _discard(self, conn: _Connection) -> None:
+        with contextlib.suppress(Exception):  # a broken session is dropped either way
+            conn.raw.close()
+
+    def execute(
+        self,
+        database: str,
+        sql: str,
+        fmt: str,
+        params: Mapping[str, str] | None,
+        settings: Mapping[str, Any],
+    ) -> bytes:
+        """Runs one statement (blocking) and returns the output bytes in `fmt`."""
+        conn = self._acquire(database)
+        try:
+            conn.apply(settings)
+            result = conn.raw.query(sql, fmt, params=dict(params) if params else None)
+        except BaseException:
+            self._release(conn)
+            raise
+        self._release(conn)
+        data = result.bytes() if result is not None else b""
+        return bytes(data) if data else b""
+
+    def stream(
+        self,
+        database: str,
+        sql: str,
+        fmt: str,
+        params: Mapping[str, str] | None,
+        settings: Mapping[str, Any],
+    ) -> Generator[bytes, None, None]:
+        """Runs a SELECT (blocking generator), yielding the output chunk by chunk."""
+        conn = self._acquire(database)
+        healthy = True
+        try:
+            conn.apply(settings)
+            streaming = conn.raw.send_query(sql, fmt, params=dict(params) if params else None)
+            finished = False
+            try:
+                while True:
+                    chunk = streaming.fetch()
+                    if chunk is None:
+                        finished = True
+                        break
+                    data = chunk.bytes()
+                    if data:
+                        yield bytes(data)
+            finally:
+                if not finished:
+                    try:
+                        streaming.cancel()
+                    except Exception:
+                        healthy = False
+                with contextlib.suppress(Exception):  # closing a finished stream may fail
+                    streaming.close()
+        finally:
+            if healthy:
+                self._release(conn)
+            else:
+                self._discard(conn)
+
+    def drop_pool(self, database: str) -> None:
+        with self._lock:
+            conns = self._idle.pop(database, [])
+        for conn in conns:
+            self._discard(conn)
+
+
+class ChdbClickHouse:
+    """`ClickHouse` over the embedded engine, on one database."""
+
+    def __init__(self, engine: ChdbEngine, database: str, max_memory_bytes: int) -> None:
+        self._engine = engine
+        self._database = check_identifier(database)
+        self._base = memory_settings(max_memory_bytes)
+
+    @classmethod
+    async def open(cls, path: Path, database: str, max_memory_bytes: int) -> ChdbClickHouse:
+        engine = ChdbEngine.for_path(path)
+        try:
+            await asyncio.to_thread(engine.ensure_database, database)
+        except Exception as exc:
+            raise map_engine_error(exc) from exc
+        return cls(engine, database, max_memory_bytes)
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def engine(self) -> ChdbEngine:
+        return self._engine
+
+    async def _run(
+        self, sql: str, fmt: str, params: Params | None, settings: Settings | None
+    ) -> bytes:
+        bound_sql, bound = bind(sql, params)
+        merged = merged_settings(self._base, settings)
+        try:
+            return await asyncio.to_thread(
+                self._engine.execute, self._database, bound_sql, fmt, bound, merged
+            )
+        except Exception as exc:
+            raise map_engine_error(exc) from exc
+
+    async def query(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> list[Row]:
+        data = await self._run(sql, "Native", params, settings)
+        return decode_native(data)
+
+    async def query_stream(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncIterator[list[Row]]:
+        bound_sql, bound = bind(sql, params)
+        merged = merged_settings(self._base, settings)
+        chunks = self._engine.stream(self._database, bound_sql, "Native", bound, merged)
+        try:
+            while True:
+                try:
+                    data = await asyncio.to_thread(next, chunks, _FETCH_DONE)
+                except Exception as exc:
+                    raise map_engine_error(exc) from exc
+                if data is _FETCH_DONE:
+                    break
+                assert isinstance(data, bytes)
+                rows = decode_native(data)
+                if rows:
+                    yield rows
+        finally:
+            await asyncio.to_thread(chunks.close)
+
+    async def command(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> None:
+        await self._run(sql, "TabSeparated", params, settings)
+
+    async def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Settings | None = None,
+    ) -> None:
+        if not rows:
+            return
+        statement = insert_statement(table, columns) + "\n" + encode_rows(columns, rows).decode()
+        await self._run(statement, "TabSeparated", None, settings)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._engine.drop_pool, self._database)

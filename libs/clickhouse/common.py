@@ -1,0 +1,207 @@
+"""Pieces both adapters share: parameter binding, settings, insert encoding, result decoding and
+error mapping. Keeping them here is what makes the two adapters run exactly the same SQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from clickhouse_connect.driver.binding import bind_query
+from clickhouse_connect.driver.buffer import ResponseBuffer
+from clickhouse_connect.driver.query import QueryContext, QueryResult
+from clickhouse_connect.driver.transform import NativeTransform
+
+from libs.clickhouse.port import Params, Row, Settings
+from libs.common.errors import (
+    DeadlineExceeded,
+    DomainError,
+    Internal,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.\-]*$")
+_CODE = re.compile(r"Code: (\d+)")
+
+# ClickHouse error codes grouped by what a caller can do about them.
+_MEMORY_CODES = {241, 173}  # MEMORY_LIMIT_EXCEEDED, CANNOT_ALLOCATE_MEMORY
+_TIMEOUT_CODES = {159, 160, 209, 394}  # TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT, CANCELLED
+_UNAVAILABLE_CODES = {202, 210, 999}  # TOO_MANY_SIMULTANEOUS_QUERIES, NETWORK_ERROR, KEEPER
+_TOO_BIG_CODES = {158, 396, 307}  # TOO_MANY_ROWS, TOO_MANY_ROWS_OR_BYTES, TOO_MANY_BYTES
+
+
+def memory_settings(max_memory_bytes: int) -> dict[str, int | float | str]:
+    """Memory cap for one statement; GROUP BY and ORDER BY spill to disk past half of it."""
+    half = max(max_memory_bytes // 2, 1)
+    return {
+        "max_memory_usage": max_memory_bytes,
+        "max_bytes_before_external_group_by": half,
+        "max_bytes_before_external_sort": half,
+    }
+
+
+def check_identifier(name: str) -> str:
+    """Table and column names are code constants; refuse anything that is not a plain word."""
+    if not _IDENTIFIER.match(name):
+        raise InvalidArgument.field("identifier", f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def check_settings(settings: Settings) -> dict[str, int | float | str]:
+    checked: dict[str, int | float | str] = {}
+    for key, value in settings.items():
+        check_identifier(key)
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, str) and not _SETTING_VALUE.match(value):
+            raise InvalidArgument.field("settings", f"unsupported value for setting {key}")
+        checked[key] = value
+    return checked
+
+
+def render_setting(value: int | float | str) -> str:
+    """A setting value as SQL text (only plain words and numbers pass `check_settings`)."""
+    if isinstance(value, str):
+        return "'" + value + "'"
+    return repr(value)
+
+
+def _normalise_param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgument.field("params", "datetime parameters must be timezone-aware")
+        return value.astimezone(UTC)
+    if isinstance(value, list | tuple):
+        return [_normalise_param(v) for v in value]
+    return value
+
+
+def normalise_params(params: Params | None) -> dict[str, Any]:
+    return {k: _normalise_param(v) for k, v in (params or {}).items()}
+
+
+def bind(sql: str, params: Params | None) -> tuple[str, dict[str, str]]:
+    """Binds `{name:Type}` parameters the way clickhouse-connect sends them to a server:
+    returns the SQL unchanged and the escaped text value of each parameter (no `param_` prefix).
+    """
+    values = normalise_params(params)
+    if not values:
+        return sql, {}
+    for name in values:
+        if "{" + name + ":" not in sql:
+            raise Internal(f"query parameter {name!r} has no placeholder in the statement")
+    bound_sql, bound = bind_query(sql, values, UTC)
+    if not isinstance(bound_sql, str):
+        raise Internal("binary query parameters are not supported")
+    return bound_sql, {k.removeprefix("param_"): v for k, v in bound.items()}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgument.field("rows", "datetime values must be timezone-aware")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot insert a value of type {type(value).__name__}")
+
+
+def _prepare(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime | date):
+        return _json_default(value)
+    if isinstance(value, dict):
+        return {k: _prepare(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_prepare(v) for v in value]
+    return value
+
+
+def encode_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as JSONEachRow: the data part of an INSERT, parsed by the engine as data, not SQL."""
+    lines: list[str] = []
+    for row in rows:
+        if len(row) != len(columns):
+            raise Internal(f"row has {len(row)} values for {len(columns)} columns")
+        record = {c: _prepare(v) for c, v in zip(columns, row, strict=True)}
+        lines.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
+    return ("\n".join(lines) + "\n").encode() if lines else b""
+
+
+def insert_statement(table: str, columns: Sequence[str]) -> str:
+    cols = ", ".join(f"`{check_identifier(c)}`" for c in columns)
+    return f"INSERT INTO `{check_identifier(table)}` ({cols}) FORMAT JSONEachRow"
+
+
+def normalise_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {k: normalise_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(normalise_value(v) for v in value)
+    return value
+
+
+def normalise_rows(rows: Iterable[Sequence[Any]]) -> list[Row]:
+    return [tuple(normalise_value(v) for v in row) for row in rows]
+
+
+class _Chunks:
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self.gen: Iterator[bytes] = iter(chunks)
+
+    def close(self) -> None:
+        return None
+
+
+def decode_native(data: bytes) -> list[Row]:
+    """Decodes ClickHouse Native-format bytes with clickhouse-connect's own decoder, so that the
+    embedded adapter returns exactly the Python types the HTTP adapter does."""
+    if not data:
+        return []
+    buffer = ResponseBuffer(_Chunks([data]))  # type: ignore[no-untyped-call]
+    result = NativeTransform.parse_response(buffer, QueryContext())
+    if not isinstance(result, QueryResult):
+        raise Internal("unexpected columnar result from the Native decoder")
+    return normalise_rows(result.result_rows)
+
+
+def map_engine_error(exc: BaseException, *, connection: bool = False) -> DomainError:
+    """Maps an engine or driver failure to the domain error a caller can act on."""
+    if isinstance(exc, DomainError):
+        return exc
+    text = str(exc)
+    match = _CODE.search(text)
+    code = int(match.group(1)) if match else None
+    short = text.strip().splitlines()[0][:500] if text.strip() else type(exc).__name__
+    if code in _MEMORY_CODES:
+        return ResourceExhausted(
+            f"the query needs more memory than allowed: {short}", reason="QUERY_MEMORY_LIMIT"
+        )
+    if code in _TOO_BIG_CODES:
+        return ResourceExhausted(f"the query reads too much: {short}", reason="QUERY_TOO_BIG")
+    if code in _TIMEOUT_CODES:
+        return DeadlineExceeded(f"the query took too long: {short}", reason="QUERY_TIMEOUT")
+    if code in _UNAVAILABLE_CODES or (code is None and connection):
+        return Unavailable(f"ClickHouse is unavailable: {short}", reason="CLICKHOUSE_UNAVAILABLE")
+    return Internal(f"ClickHouse failed: {short}", reason="CLICKHOUSE_ERROR")
+
+
+def merged_settings(
+    base: Mapping[str, int | float | str], extra: Settings | None
+) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(base)
+    if extra:
+        merged.update(check_settings(extra))
+    return merged

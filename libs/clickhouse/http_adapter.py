@@ -1,0 +1,170 @@
+"""ClickHouse server (or cluster) over HTTP with clickhouse-connect.
+
+The client is synchronous and thread-safe without a session id, so each statement runs in a
+worker thread. Results are decoded from Native format by clickhouse-connect, as in the
+embedded adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.exceptions import OperationalError
+
+from libs.clickhouse.common import (
+    check_identifier,
+    decode_native,
+    encode_rows,
+    map_engine_error,
+    memory_settings,
+    merged_settings,
+    normalise_params,
+    normalise_rows,
+)
+from libs.clickhouse.port import Params, Row, Settings
+
+_DONE = object()
+
+
+def _map(exc: BaseException) -> Exception:
+    return map_engine_error(exc, connection=isinstance(exc, OperationalError | OSError))
+
+
+class HttpClickHouse:
+    """`ClickHouse` over clickhouse-connect, on one database."""
+
+    def __init__(self, client: Any, database: str, max_memory_bytes: int) -> None:
+        self._client = client
+        self._database = database
+        self._base = memory_settings(max_memory_bytes)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        database: str,
+        max_memory_bytes: int,
+        *,
+        query_timeout_seconds: float = 300.0,
+    ) -> HttpClickHouse:
+        check_identifier(database)
+        parts = urlsplit(url)
+
+        def connect() -> Any:
+            client = clickhouse_connect.get_client(
+                host=parts.hostname or "localhost",
+                port=parts.port or (8443 if parts.scheme == "https" else 8123),
+                username=unquote(parts.username or "default"),
+                password=unquote(parts.password or ""),
+                secure=parts.scheme == "https",
+                compress=False,
+                autogenerate_session_id=False,
+                query_limit=0,
+                connect_timeout=10,
+                send_receive_timeout=query_timeout_seconds,
+            )
+            client.command(
+                "CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": database}
+            )
+            client.database = database
+            return client
+
+        try:
+            client = await asyncio.to_thread(connect)
+        except Exception as exc:
+            raise _map(exc) from exc
+        return cls(client, database, max_memory_bytes)
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    async def query(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> list[Row]:
+        values = normalise_params(params)
+        merged = merged_settings(self._base, settings)
+        try:
+            data = await asyncio.to_thread(
+                self._client.raw_query,
+                sql,
+                parameters=values or None,
+                settings=merged,
+                fmt="Native",
+            )
+        except Exception as exc:
+            raise _map(exc) from exc
+        return decode_native(bytes(data))
+
+    async def query_stream(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncIterator[list[Row]]:
+        values = normalise_params(params)
+        merged = merged_settings(self._base, settings)
+
+        def start() -> tuple[Any, Iterator[Any]]:
+            stream = self._client.query_row_block_stream(
+                sql, parameters=values or None, settings=merged
+            )
+            context = stream.__enter__()
+            return stream, iter(context)
+
+        try:
+            stream, blocks = await asyncio.to_thread(start)
+        except Exception as exc:
+            raise _map(exc) from exc
+        try:
+            while True:
+                try:
+                    block = await asyncio.to_thread(next, blocks, _DONE)
+                except Exception as exc:
+                    raise _map(exc) from exc
+                if block is _DONE:
+                    break
+                rows = normalise_rows(cast(list[Sequence[Any]], block))
+                if rows:
+                    yield rows
+        finally:
+            await asyncio.to_thread(stream.__exit__, None, None, None)
+
+    async def command(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> None:
+        values = normalise_params(params)
+        merged = merged_settings(self._base, settings)
+        try:
+            await asyncio.to_thread(
+                self._client.command, sql, parameters=values or None, settings=merged
+            )
+        except Exception as exc:
+            raise _map(exc) from exc
+
+    async def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Settings | None = None,
+    ) -> None:
+        if not rows:
+            return
+        body = encode_rows(columns, rows)
+        merged = merged_settings(self._base, settings)
+        try:
+            await asyncio.to_thread(
+                self._client.raw_insert,
+                check_identifier(table),
+                [check_identifier(c) for c in columns],
+                insert_block=body,
+                settings=merged,
+                fmt="JSONEachRow",
+            )
+        except Exception as exc:
+            raise _map(exc) from exc
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
