@@ -1,0 +1,128 @@
+"""The definition store's tables (SQLAlchemy Core). Migrations in `migrations/versions`
+create the same schema; keep the two in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware UTC datetime on both backends (SQLite stores it as naive UTC text, whose
+    fixed-width format sorts chronologically)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+    sa.Column("update_time", UtcDateTime(), nullable=False),
+    sa.Column("etag", sa.String(32), nullable=False),
+)
+
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.project_id"), primary_key=True),
+    sa.Column("segment_id", sa.String(63), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    # casefold(display_name), computed in Python: unique per project and the sort key.
+    sa.Column("name_key", sa.String(800), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("segment_type", sa.String(16), nullable=False),
+    # The definition as the proto3 JSON of segments.v1.Definition.
+    sa.Column("definition_json", sa.Text(), nullable=False),
+    sa.Column("creator", sa.String(320), nullable=False),
+    sa.Column("updater", sa.String(320), nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+    sa.Column("update_time", UtcDateTime(), nullable=False),
+    sa.Column("etag", sa.String(32), nullable=False),
+    sa.Column("goal_count", sa.Integer(), nullable=False),
+    sa.Column("intent_goal_count", sa.Integer(), nullable=False),
+    sa.Column("engagement_count", sa.Integer(), nullable=False),
+    sa.Column("dependent_segment_count", sa.Integer(), nullable=False),
+    sa.Index("uq_segments_name_key", "project_id", "name_key", unique=True),
+    sa.Index("ix_segments_create_time", "project_id", "create_time", "segment_id"),
+    sa.Index("ix_segments_update_time", "project_id", "update_time", "segment_id"),
+    sa.Index("ix_segments_engagement_count", "project_id", "engagement_count", "segment_id"),
+    sa.Index(
+        "ix_segments_dependent_segment_count",
+        "project_id",
+        "dependent_segment_count",
+        "segment_id",
+    ),
+)
+
+segment_references = sa.Table(
+    "segment_references",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("segment_id", sa.String(63), primary_key=True),
+    sa.Column("referenced_id", sa.String(63), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["project_id", "segment_id"],
+        ["segments.project_id", "segments.segment_id"],
+        ondelete="CASCADE",
+        name="fk_references_segment",
+    ),
+    sa.ForeignKeyConstraint(
+        ["project_id", "referenced_id"],
+        ["segments.project_id", "segments.segment_id"],
+        name="fk_references_referenced",
+    ),
+    sa.Index("ix_references_referenced", "project_id", "referenced_id"),
+)
+
+segment_usages = sa.Table(
+    "segment_usages",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("segment_id", sa.String(63), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("external_id", sa.String(128), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+    sa.Column("update_time", UtcDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["project_id", "segment_id"],
+        ["segments.project_id", "segments.segment_id"],
+        ondelete="CASCADE",
+        name="fk_usages_segment",
+    ),
+)
+
+request_ids = sa.Table(
+    "request_ids",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("method", sa.String(64), nullable=False),
+    sa.Column("resource_id", sa.String(63), nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+)

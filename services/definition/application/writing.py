@@ -1,0 +1,266 @@
+"""Create, update and clone: validation, references, cycles and the write itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from libs.common.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+)
+from libs.model.definition import Definition, SegmentType, segment_type
+from services.definition.application.common import (
+    check_etag,
+    check_request_id,
+    load_segment,
+    refuse_system,
+    replayed,
+    retrying_on_request_race,
+    utc_now,
+)
+from services.definition.application.dependants import dependent_violations
+from services.definition.domain.graph import find_cycle
+from services.definition.domain.names import validate_new_segment_id
+from services.definition.domain.ports import Store, StoredRequest, Transaction
+from services.definition.domain.references import reference_paths, reference_violations
+from services.definition.domain.segment import Segment, name_key, new_etag, new_segment_id
+from services.definition.domain.validation import definition_violations, text_problems
+
+UPDATABLE_FIELDS = ("display_name", "description", "definition")
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    project_id: str
+    display_name: str
+    description: str
+    definition: Definition
+    segment_id: str = ""
+    request_id: str = ""
+    caller: str = ""
+
+
+@dataclass(frozen=True)
+class SegmentChange:
+    project_id: str
+    segment_id: str
+    fields: frozenset[str]
+    display_name: str
+    description: str
+    definition: Definition | None
+    etag: str = ""
+    request_id: str = ""
+    caller: str = ""
+
+
+def _content_violations(
+    project_id: str,
+    display_name: str,
+    description: str,
+    definition: Definition | None,
+    prefix: str,
+) -> list[FieldViolation]:
+    found = [FieldViolation(f"{prefix}{f}", p) for f, p in text_problems(display_name, description)]
+    if definition is not None:
+        found += definition_violations(definition, f"{prefix}definition", project_id)
+    return found
+
+
+def _raise_if(violations: list[FieldViolation]) -> None:
+    if violations:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise InvalidArgument(f"{first.field}: {first.description}{more}", violations=violations)
+
+
+async def _check_name_free(tx: Transaction, segment: Segment) -> None:
+    owner = await tx.name_owner(segment.project_id, name_key(segment.display_name))
+    if owner is not None and owner != segment.segment_id:
+        raise AlreadyExists(
+            f"a segment named {segment.display_name!r} already exists in "
+            f"projects/{segment.project_id} (names are case-insensitive)",
+            reason="SEGMENT_NAME_TAKEN",
+        )
+
+
+async def _lock_and_check_references(
+    tx: Transaction, segment_id: str, project_id: str, definition: Definition, path: str
+) -> set[str]:
+    """Locks the referenced segments, checks they exist, are past-behaviour segments and
+    close no cycle; returns their ids."""
+    paths = reference_paths(definition, path)
+    ids = {segment_id_ for _, segment_id_ in paths}
+    existing = await tx.get_segments(project_id, ids, lock=True)
+    violations = reference_violations(project_id, paths, existing)
+    if not violations and ids:
+        graph = await tx.reference_graph(project_id, ids)
+        graph.pop(segment_id, None)  # its own references are being replaced
+        for ref_path, ref_id in paths:
+            cycle = find_cycle(segment_id, [ref_id], graph)
+            if cycle is not None:
+                names = " -> ".join(cycle)
+                violations.append(FieldViolation(ref_path, f"would create a cycle: {names}"))
+    _raise_if(violations)
+    return ids
+
+
+async def _write_references(
+    tx: Transaction, project_id: str, segment_id: str, old: set[str], new: set[str]
+) -> None:
+    if old == new:
+        return
+    await tx.replace_references(project_id, segment_id, new)
+    await tx.refresh_dependent_counts(project_id, old | new)
+
+
+async def _insert(tx: Transaction, new: NewSegment, segment_id: str, prefix: str) -> Segment:
+    now = utc_now()
+    segment = Segment(
+        project_id=new.project_id,
+        segment_id=segment_id,
+        display_name=new.display_name,
+        description=new.description,
+        definition=new.definition,
+        creator=new.caller,
+        updater=new.caller,
+        create_time=now,
+        update_time=now,
+        etag=new_etag(),
+    )
+    if await tx.get_segment(new.project_id, segment_id) is not None:
+        raise AlreadyExists(f"{segment.name} already exists", reason="SEGMENT_ID_TAKEN")
+    refs = await _lock_and_check_references(
+        tx, segment_id, new.project_id, new.definition, f"{prefix}definition"
+    )
+    await _check_name_free(tx, segment)
+    await tx.insert_segment(segment)
+    await _write_references(tx, new.project_id, segment_id, set(), refs)
+    return segment
+
+
+async def _create_in(
+    store: Store, new: NewSegment, method: str, prefix: str, before: datetime | None = None
+) -> Segment:
+    async with store.transaction() as tx:
+        await tx.ensure_project(new.project_id, utc_now())
+        stored = await replayed(tx, new.project_id, new.request_id, method)
+        if stored is not None:
+            return await load_segment(tx, new.project_id, stored.resource_id)
+        segment_id = new.segment_id or new_segment_id()
+        if new.request_id:
+            await tx.save_request(
+                new.project_id, new.request_id, StoredRequest(method, segment_id), utc_now()
+            )
+        _raise_if(
+            _content_violations(
+                new.project_id, new.display_name, new.description, new.definition, prefix
+            )
+        )
+        await _insert(tx, new, segment_id, prefix)
+        return await load_segment(tx, new.project_id, segment_id)
+
+
+async def create_segment(store: Store, new: NewSegment) -> Segment:
+    """CreateSegment: idempotent with request_id (a retry returns the segment created)."""
+    check_request_id(new.request_id)
+    if new.segment_id:
+        validate_new_segment_id(new.segment_id, "segment_id")
+    return await retrying_on_request_race(
+        lambda: _create_in(store, new, "CreateSegment", "segment.")
+    )
+
+
+async def clone_segment(
+    store: Store,
+    project_id: str,
+    source_id: str,
+    display_name: str,
+    segment_id: str = "",
+    request_id: str = "",
+    caller: str = "",
+) -> Segment:
+    """CloneSegment: a new segment with the source's definition and description."""
+    check_request_id(request_id)
+    if segment_id:
+        validate_new_segment_id(segment_id, "segment_id")
+    async with store.transaction() as tx:
+        await tx.ensure_project(project_id, utc_now())
+        source = await load_segment(tx, project_id, source_id)
+        refuse_system(source, "cloned")
+    new = NewSegment(
+        project_id=project_id,
+        display_name=display_name,
+        description=source.description,
+        definition=source.definition,
+        segment_id=segment_id,
+        request_id=request_id,
+        caller=caller,
+    )
+    return await retrying_on_request_race(lambda: _create_in(store, new, "CloneSegment", ""))
+
+
+async def _update_in(store: Store, change: SegmentChange) -> Segment:
+    project_id, segment_id = change.project_id, change.segment_id
+    async with store.transaction() as tx:
+        await tx.ensure_project(project_id, utc_now())
+        if await replayed(tx, project_id, change.request_id, "UpdateSegment") is not None:
+            return await load_segment(tx, project_id, segment_id)
+        if change.request_id:
+            stored = StoredRequest("UpdateSegment", segment_id)
+            await tx.save_request(project_id, change.request_id, stored, utc_now())
+        current = await load_segment(tx, project_id, segment_id, lock=True)
+        refuse_system(current, "updated")
+        check_etag(current, change.etag)
+        updated = replace(current, updater=change.caller, update_time=utc_now(), etag=new_etag())
+        if "display_name" in change.fields:
+            updated = replace(updated, display_name=change.display_name)
+        if "description" in change.fields:
+            updated = replace(updated, description=change.description)
+        new_definition = change.definition if "definition" in change.fields else None
+        if new_definition is not None:
+            updated = replace(updated, definition=new_definition)
+        _raise_if(
+            _content_violations(
+                project_id,
+                updated.display_name,
+                updated.description,
+                new_definition,
+                "segment.",
+            )
+        )
+        old_refs = set((await tx.references_of(project_id, [segment_id])).get(segment_id, []))
+        new_refs = old_refs
+        if new_definition is not None:
+            new_refs = await _lock_and_check_references(
+                tx, segment_id, project_id, new_definition, "segment.definition"
+            )
+            await _refuse_type_change(tx, current, segment_type(new_definition))
+        await _check_name_free(tx, updated)
+        if not await tx.update_segment(updated, current.etag):
+            raise Aborted(f"{current.name} was changed concurrently; re-read and retry")
+        await _write_references(tx, project_id, segment_id, old_refs, new_refs)
+        return await load_segment(tx, project_id, segment_id)
+
+
+async def _refuse_type_change(tx: Transaction, current: Segment, new_type: SegmentType) -> None:
+    """A segment others reference must stay a past-behaviour segment."""
+    if new_type == SegmentType.PAST_BEHAVIOR or current.type != SegmentType.PAST_BEHAVIOR:
+        return
+    violations = await dependent_violations(tx, current.project_id, {current.segment_id})
+    if violations:
+        raise FailedPrecondition(
+            f"{current.name} is referenced by other segments, so it must stay a "
+            f"past-behaviour segment",
+            violations=violations,
+            reason="SEGMENT_IN_USE",
+        )
+
+
+async def update_segment(store: Store, change: SegmentChange) -> Segment:
+    """UpdateSegment: the fields named in the mask; stale etags are refused (ABORTED)."""
+    check_request_id(change.request_id)
+    return await retrying_on_request_race(lambda: _update_in(store, change))

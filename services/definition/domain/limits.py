@@ -1,0 +1,44 @@
+"""Every size limit of the definition service, in one place (documented in
+docs/definition-model.md, "Limits")."""
+
+from __future__ import annotations
+
+#: Depth of the condition tree (the root is depth 1).
+MAX_TREE_DEPTH = 10
+#: Nodes (groups and leaves) in one condition tree.
+MAX_NODES = 200
+#: Steps of one event sequence.
+MAX_SEQUENCE_STEPS = 20
+#: Values of one comparison (in-list / not-in-list).
+MAX_LIST_VALUES = 1_000
+#: Display name length.
+MIN_DISPLAY_NAME = 1
+MAX_DISPLAY_NAME = 200
+#: Description length.
+MAX_DESCRIPTION = 2_000
+#: Distinct segments one definition references (include, exclude, in-segment leaves).
+MAX_REFERENCED_SEGMENTS = 50
+#: Property and event names.
+MAX_NAME_LENGTH = 128
+#: URL patterns, partner names and cohort ids.
+MAX_PATTERN_LENGTH = 2_048
+#: Filters on one event.
+MAX_FILTERS_PER_EVENT = 50
+#: String values in a comparison.
+MAX_STRING_VALUE = 1_024
+#: Usage external ids and display names.
+MAX_EXTERNAL_ID = 128
+MAX_USAGE_DISPLAY_NAME = 200
+
+#: Page and batch-delete sizes: the product rule.
+SMALL_PROJECT_CAP = 50
+LARGE_PROJECT_CAP = 500
+LARGE_PROJECT_THRESHOLD = 1_000
+#: Page size of usage listings.
+MAX_USAGE_PAGE = 500
+DEFAULT_USAGE_PAGE = 100
+
+
+def size_cap(segment_count: int) -> int:
+    """Page and batch-delete cap: 50, or 500 when the project holds more than 1,000 segments."""
+    return LARGE_PROJECT_CAP if segment_count > LARGE_PROJECT_THRESHOLD else SMALL_PROJECT_CAP

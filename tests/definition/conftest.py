@@ -1,0 +1,70 @@
+"""Fixtures of the definition tests: the service in-process on an ephemeral port, over
+SQLite (a file in tmp) and over PostgreSQL (a database of its own per test session)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+
+from libs.common.config import Config
+from libs.common.server import RunningServer
+from segments.v1 import definition_service_pb2_grpc as pb_grpc
+from services.definition.service import DefinitionService
+
+from .helpers import Backend, Stub
+
+PG_ADMIN_DSN = os.environ.get("SEGMENTS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    database = ""
+    if request.param == "sqlite":
+        directory: Path = tmp_path_factory.mktemp("definition-sqlite")
+        url = f"sqlite+aiosqlite:///{directory / 'definitions.sqlite3'}"
+    else:
+        database = f"segments_test_{secrets.token_hex(6)}"
+        admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
+        try:
+            await admin.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await admin.close()
+        url = f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}"
+    service = DefinitionService(url)
+    config = replace(Config(), shutdown_grace_seconds=1.0)
+    server = RunningServer([service], config, host="127.0.0.1", port=0)
+    await server.start()
+    channel = grpc.aio.insecure_channel(server.address)
+    try:
+        yield Backend(
+            request.param, service, pb_grpc.SegmentDefinitionServiceStub(channel), server.address
+        )
+    finally:
+        await channel.close(None)
+        await server.stop(grace=1.0)
+        if database:
+            admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            finally:
+                await admin.close()
+
+
+@pytest.fixture
+def stub(backend: Backend) -> Stub:
+    return backend.stub
+
+
+@pytest.fixture
+def project() -> str:
+    """A fresh project per test: tests never see each other's segments."""
+    return f"p{secrets.token_hex(6)}"
