@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import grpc
+
+from libs.clickhouse import ClickHouse, open_clickhouse
 from libs.common.config import Config
-from libs.common.placeholder import PlaceholderService
-from libs.common.service import Service
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
+from services.evaluator.adapters.definition_client import GrpcSegmentSource
+from services.evaluator.adapters.schema import migrate
+from services.evaluator.application import Evaluator
+from services.evaluator.grpc_api import EvaluatorServicer
+
+SERVICE_NAME = "segments.v1.SegmentEvaluatorService"
 
 
-def build_service(config: Config) -> Service:
-    """Every RPC answers UNIMPLEMENTED until its behaviour lands."""
-    return PlaceholderService(
-        name="segments.v1.SegmentEvaluatorService",
-        servicer_base=pb_grpc.SegmentEvaluatorServiceServicer,
-        add_to_server=pb_grpc.add_SegmentEvaluatorServiceServicer_to_server,
-    )
+class EvaluatorService:
+    name = SERVICE_NAME
+
+    def __init__(self, config: Config, database: str | None = None) -> None:
+        self._config = config
+        self._database = database
+        self._ch: ClickHouse | None = None
+        self._segments = GrpcSegmentSource(config.peer_address("definition"))
+        self.evaluator: Evaluator | None = None
+
+    async def start(self) -> None:
+        self._ch = await open_clickhouse(self._config, self._database)
+        await migrate(self._ch)
+        self.evaluator = Evaluator(self._ch, self._segments)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        if self.evaluator is None:
+            raise RuntimeError("start() the evaluator service before registering it")
+        pb_grpc.add_SegmentEvaluatorServiceServicer_to_server(
+            EvaluatorServicer(self.evaluator), server
+        )
+
+    async def stop(self) -> None:
+        await self._segments.close()
+        if self._ch is not None:
+            await self._ch.close()
+            self._ch = None
+
+
+def build_service(config: Config, database: str | None = None) -> EvaluatorService:
+    return EvaluatorService(config, database)

@@ -1,0 +1,85 @@
+"""The definition service, reached over gRPC: segment definitions and project time zones."""
+
+from __future__ import annotations
+
+import grpc
+
+from libs.common.errors import (
+    DeadlineExceeded,
+    DomainError,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from libs.model.definition import Definition
+from libs.model.definition_proto import definition_from_proto
+from segments.v1 import definition_service_pb2 as dpb
+from segments.v1 import definition_service_pb2_grpc as dpb_grpc
+from services.evaluator.domain.ports import ResolvedSegment
+
+_CODES: dict[grpc.StatusCode, type[DomainError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+
+def _translate(exc: grpc.aio.AioRpcError) -> DomainError:
+    kind = _CODES.get(exc.code(), Internal)
+    message = f"definition service: {exc.details() or exc.code().name}"
+    if kind is InvalidArgument:
+        return InvalidArgument(message)
+    return kind(message)
+
+
+class GrpcSegmentSource:
+    """`SegmentSource` over the definition service's GetSegmentDependencies and GetProject."""
+
+    def __init__(self, address: str, timeout_seconds: float = 30.0) -> None:
+        self._address = address
+        self._timeout = timeout_seconds
+        self._channel: grpc.aio.Channel | None = None
+
+    def _stub(self) -> dpb_grpc.SegmentDefinitionServiceAsyncStub:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self._address)
+        return dpb_grpc.SegmentDefinitionServiceStub(self._channel)
+
+    async def resolve(self, segment: str) -> ResolvedSegment:
+        try:
+            response = await self._stub().GetSegmentDependencies(
+                dpb.GetSegmentDependenciesRequest(name=segment), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
+        definitions: dict[str, Definition] = {}
+        for item in response.segments:
+            definitions[item.name] = definition_from_proto(item.definition)
+        if segment not in definitions:
+            raise NotFound(f"segment {segment} not found")
+        target = definitions.pop(segment)
+        return ResolvedSegment(segment, target, definitions)
+
+    async def time_zone(self, project: str) -> str:
+        try:
+            response = await self._stub().GetProject(
+                dpb.GetProjectRequest(name=f"projects/{project}"), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return "UTC"
+            raise _translate(exc) from exc
+        return response.time_zone or "UTC"
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None

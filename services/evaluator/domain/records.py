@@ -1,0 +1,151 @@
+"""Plain records the evaluator ingests and validates (no I/O)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from libs.model.definition import Scalar
+from services.evaluator.domain.names import check_user_id
+
+CHANNELS = ("MOBILE_PUSH", "WEB_PUSH", "EMAIL", "SMS", "WHATSAPP", "IN_APP")
+MAX_EVENT_ID = 128
+MAX_EVENT_NAME = 256
+MAX_PROPERTY_NAME = 128
+MAX_STRING_VALUE = 8192
+MAX_PROPERTIES = 256
+_PROPERTY = re.compile(r"[A-Za-z0-9 _\-.:$]{1,128}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RowError:
+    index: int
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    user_id: str
+    event_name: str
+    event_time: datetime | None
+    properties: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    address: str = ""
+    unsubscribed: bool = False
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: str
+    email: str = ""
+    phone: str = ""
+    display_name: str = ""
+    test_user: bool = False
+    blocked: bool = False
+    channels: Mapping[str, ChannelState] = field(default_factory=dict)
+    properties: Mapping[str, Scalar] = field(default_factory=dict)
+    update_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TypedProps:
+    """Properties split into the map of their ingested type."""
+
+    str_props: dict[str, str] = field(default_factory=dict)
+    num_props: dict[str, float] = field(default_factory=dict)
+    bool_props: dict[str, bool] = field(default_factory=dict)
+    time_props: dict[str, datetime] = field(default_factory=dict)
+
+
+def split_properties(properties: Mapping[str, Scalar]) -> TypedProps:
+    typed = TypedProps()
+    for key, value in properties.items():
+        if isinstance(value, bool):
+            typed.bool_props[key] = value
+        elif isinstance(value, int | float):
+            typed.num_props[key] = float(value)
+        elif isinstance(value, datetime):
+            typed.time_props[key] = value.astimezone(UTC)
+        else:
+            typed.str_props[key] = str(value)
+    return typed
+
+
+def check_time(value: datetime | None) -> str | None:
+    if value is None:
+        return "is required"
+    if value.tzinfo is None:
+        return "must carry a time zone"
+    if not _EARLIEST <= value < _LATEST:
+        return "must lie between 1970 and 2262"
+    return None
+
+
+def property_problems(properties: Mapping[str, Scalar], path: str) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    if len(properties) > MAX_PROPERTIES:
+        problems.append((path, f"at most {MAX_PROPERTIES} properties"))
+    for key, value in properties.items():
+        where = f"{path}[{key!r}]"
+        if not _PROPERTY.fullmatch(key):
+            problems.append((where, "property names are 1-128 letters, digits, spaces, '_-.:$'"))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append((where, "numbers must be finite"))
+        elif isinstance(value, str) and len(value) > MAX_STRING_VALUE:
+            problems.append((where, f"strings are at most {MAX_STRING_VALUE} characters"))
+        elif isinstance(value, datetime) and check_time(value):
+            problems.append((where, f"time {check_time(value)}"))
+    return problems
+
+
+def event_problems(event: Event) -> list[tuple[str, str]]:
+    """Each (field, description) wrong with an event; empty when it can be stored."""
+    problems: list[tuple[str, str]] = []
+    if not event.event_id:
+        problems.append(("event_id", "is required"))
+    elif len(event.event_id) > MAX_EVENT_ID or _CONTROL.search(event.event_id):
+        problems.append(("event_id", f"1 to {MAX_EVENT_ID} characters, no control characters"))
+    user_problem = check_user_id(event.user_id)
+    if user_problem:
+        problems.append(("user_id", user_problem))
+    if not event.event_name.strip():
+        problems.append(("event_name", "is required"))
+    elif len(event.event_name) > MAX_EVENT_NAME or _CONTROL.search(event.event_name):
+        problems.append(("event_name", f"1 to {MAX_EVENT_NAME} characters, no control characters"))
+    time_problem = check_time(event.event_time)
+    if time_problem:
+        problems.append(("event_time", time_problem))
+    problems.extend(property_problems(event.properties, "properties"))
+    return problems
+
+
+def profile_problems(profile: Profile) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    user_problem = check_user_id(profile.user_id)
+    if user_problem:
+        problems.append(("user_id", user_problem))
+    for name, value in (("email", profile.email), ("phone", profile.phone)):
+        if len(value) > 320 or _CONTROL.search(value):
+            problems.append((name, "at most 320 characters, no control characters"))
+    if profile.phone and not re.fullmatch(r"\+[1-9][0-9]{6,14}", profile.phone):
+        problems.append(("phone", "must be in E.164 form, for example +14155550100"))
+    if profile.update_time is not None and check_time(profile.update_time):
+        problems.append(("update_time", f"{check_time(profile.update_time)}"))
+    problems.extend(property_problems(profile.properties, "properties"))
+    return problems
+
+
+def normalise_email(value: str) -> str:
+    return value.strip().lower()

@@ -1,0 +1,391 @@
+"""gRPC servicer: translates messages to use cases and back (DomainErrors map to statuses in
+the shared interceptor)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from libs.common.errors import InvalidArgument, Unimplemented
+from libs.model.definition import PartnerDefinition
+from libs.model.definition_proto import (
+    datetime_to_timestamp,
+    definition_from_proto,
+    map_items,
+    timestamp_to_datetime,
+    value_to_proto,
+)
+from segments.v1 import evaluator_service_pb2 as pb
+from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
+from services.evaluator.adapters.snapshot_store import SnapshotInfo
+from services.evaluator.application import Evaluator
+from services.evaluator.domain.names import (
+    check_user_id,
+    parse_profile,
+    parse_project,
+    parse_segment,
+    parse_snapshot,
+    snapshot_name,
+)
+from services.evaluator.domain.records import (
+    CHANNELS,
+    ChannelState,
+    Event,
+    Profile,
+    RowError,
+    event_problems,
+    profile_problems,
+)
+from services.evaluator.uploads import upload_custom_list
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+MAX_BATCH = 10_000
+MAX_ERRORS = 1000
+
+
+def _as_of(msg: Any, field: str = "as_of") -> datetime | None:
+    return timestamp_to_datetime(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def _row_error(e: RowError) -> pb.RowError:
+    return pb.RowError(index=e.index, field=e.field, description=e.description)
+
+
+def _snapshot(segment: str, info: SnapshotInfo) -> pb.Snapshot:
+    return pb.Snapshot(
+        name=snapshot_name(parse_segment(segment), info.version),
+        version=info.version,
+        as_of=datetime_to_timestamp(info.as_of),
+        user_count=info.user_count,
+        create_time=datetime_to_timestamp(info.create_time),
+    )
+
+
+def _profile_to_pb(project: str, p: Profile) -> pb.Profile:
+    return pb.Profile(
+        name=f"projects/{project}/profiles/{p.user_id}",
+        user_id=p.user_id, email=p.email, phone=p.phone, display_name=p.display_name,
+        test_user=p.test_user, blocked=p.blocked,
+        channels=[
+            pb.ChannelState(channel=pb.Channel.Value(f"CHANNEL_{c}"), address=s.address,
+                            unsubscribed=s.unsubscribed, blocked=s.blocked)
+            for c, s in p.channels.items()
+        ],
+        properties={k: value_to_proto(v) for k, v in p.properties.items()},
+        update_time=datetime_to_timestamp(p.update_time) if p.update_time else None,
+    )  # fmt: skip
+
+
+def _profile_from_pb(msg: pb.Profile, path: str) -> Profile:
+    channels: dict[str, ChannelState] = {}
+    for i, c in enumerate(msg.channels):
+        name = pb.Channel.Name(c.channel).removeprefix("CHANNEL_")
+        if name not in CHANNELS:
+            raise InvalidArgument.field(f"{path}.channels[{i}].channel", "must be set")
+        channels[name] = ChannelState(c.address, c.unsubscribed, c.blocked)
+    return Profile(
+        user_id=msg.user_id, email=msg.email.strip(), phone=msg.phone.strip(),
+        display_name=msg.display_name, test_user=msg.test_user, blocked=msg.blocked,
+        channels=channels, properties=map_items(msg.properties.items(), f"{path}.properties"),
+        update_time=_as_of(msg, "update_time"),
+    )  # fmt: skip
+
+
+class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.ev = evaluator
+
+    async def IngestEvents(
+        self, request_iterator: AsyncIterator[pb.IngestEventsRequest], context: Ctx
+    ) -> pb.IngestEventsResponse:
+        out = pb.IngestEventsResponse()
+        index = 0
+        project: str | None = None
+        async for request in request_iterator:
+            parent = parse_project(request.parent)
+            if project is not None and parent != project:
+                raise InvalidArgument.field("parent", "must be the same in every message")
+            project = parent
+            if len(request.events) > MAX_BATCH:
+                raise InvalidArgument.field("events", f"at most {MAX_BATCH} per message")
+            good: list[Event] = []
+            for msg in request.events:
+                try:
+                    props = map_items(msg.properties.items(), "properties")
+                    problems = []
+                except InvalidArgument as exc:
+                    props, problems = {}, [(v.field, v.description) for v in exc.violations]
+                event = Event(msg.event_id, msg.user_id, msg.event_name,
+                              _as_of(msg, "event_time"), props)  # fmt: skip
+                problems += event_problems(event)
+                if problems:
+                    out.rejected_count += 1
+                    for field, description in problems:
+                        if len(out.errors) < MAX_ERRORS:
+                            out.errors.append(pb.RowError(index=index, field=field,
+                                                          description=description))  # fmt: skip
+                else:
+                    good.append(event)
+                index += 1
+            if good:
+                accepted, duplicates = await self.ev.events.add_events(parent, good)
+                out.accepted_count += accepted
+                out.duplicate_count += duplicates
+        return out
+
+    async def UpsertProfiles(
+        self, request: pb.UpsertProfilesRequest, context: Ctx
+    ) -> pb.UpsertProfilesResponse:
+        project = parse_project(request.parent)
+        if len(request.profiles) > MAX_BATCH:
+            raise InvalidArgument.field("profiles", f"at most {MAX_BATCH}")
+        out = pb.UpsertProfilesResponse()
+        good: list[Profile] = []
+        for i, msg in enumerate(request.profiles):
+            try:
+                profile = _profile_from_pb(msg, f"profiles[{i}]")
+            except InvalidArgument as exc:
+                out.errors.extend(pb.RowError(index=i, field=v.field, description=v.description)
+                                  for v in exc.violations)  # fmt: skip
+                continue
+            problems = profile_problems(profile)
+            if problems:
+                out.errors.extend(pb.RowError(index=i, field=f, description=d) for f, d in problems)
+            else:
+                good.append(profile)
+        out.upserted_count = await self.ev.profiles.upsert(project, good, datetime.now(UTC))
+        return out
+
+    async def GetProfile(self, request: pb.GetProfileRequest, context: Ctx) -> pb.Profile:
+        from libs.common.errors import NotFound
+
+        project, user_id = parse_profile(request.name)
+        found = await self.ev.profiles.get_many(project, [user_id])
+        if user_id not in found:
+            raise NotFound(f"profile {request.name} not found")
+        return _profile_to_pb(project, found[user_id])
+
+    async def SetTestUsers(
+        self, request: pb.SetTestUsersRequest, context: Ctx
+    ) -> pb.SetTestUsersResponse:
+        project = parse_project(request.parent)
+        ids = list(request.user_ids)
+        if not ids or len(ids) > MAX_BATCH:
+            raise InvalidArgument.field("user_ids", f"give 1 to {MAX_BATCH} user ids")
+        changed, unknown = await self.ev.profiles.set_test_users(
+            project, ids, request.test_user, datetime.now(UTC)
+        )
+        return pb.SetTestUsersResponse(updated_count=changed, unknown_user_ids=unknown)
+
+    async def UploadCustomList(
+        self, request_iterator: AsyncIterator[pb.UploadCustomListRequest], context: Ctx
+    ) -> pb.UploadCustomListResponse:
+        iterator = aiter(request_iterator)
+        first = await anext(iterator, None)
+        if first is None or first.WhichOneof("kind") != "header":
+            raise InvalidArgument.field("header", "the first message must carry the header")
+        header = first.header
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for msg in iterator:
+                if msg.WhichOneof("kind") != "chunk":
+                    raise InvalidArgument.field("chunk", "only the first message is a header")
+                yield msg.chunk
+
+        report = await upload_custom_list(
+            self.ev, header.segment, header.has_header_row, header.identity_column, chunks()
+        )
+        return pb.UploadCustomListResponse(
+            row_count=report.row_count, matched_count=report.matched_count,
+            unmatched_count=report.unmatched_count, malformed_count=report.malformed_count,
+            unmatched_rows=report.unmatched_rows,
+            malformed_rows=[_row_error(e) for e in report.malformed_rows],
+        )  # fmt: skip
+
+    async def ApplyPartnerDelta(
+        self, request: pb.ApplyPartnerDeltaRequest, context: Ctx
+    ) -> pb.ApplyPartnerDeltaResponse:
+        if not request.delta_id or len(request.delta_id) > 256:
+            raise InvalidArgument.field("delta_id", "1 to 256 characters")
+        for field, ids in (("added_user_ids", request.added_user_ids),
+                           ("removed_user_ids", request.removed_user_ids)):  # fmt: skip
+            for i, u in enumerate(ids):
+                problem = check_user_id(u)
+                if problem:
+                    raise InvalidArgument.field(f"{field}[{i}]", problem)
+        both = set(request.added_user_ids) & set(request.removed_user_ids)
+        if both:
+            raise InvalidArgument.field("removed_user_ids", f"also added: {sorted(both)[:5]}")
+        name, _ = await self.ev.list_segment(request.segment, PartnerDefinition)
+        lists = self.ev.lists
+        async with self.ev.locks(f"list:{name.name}"):
+            applied = not await lists.delta_applied(name.project, name.name, request.delta_id)
+            if applied:
+                await lists.apply_delta(
+                    name.project, name.name, request.delta_id, request.sequence,
+                    list(request.added_user_ids), list(request.removed_user_ids),
+                    datetime.now(UTC),
+                )  # fmt: skip
+            count = await lists.member_count(name.project, name.name)
+        return pb.ApplyPartnerDeltaResponse(applied=applied, member_count=count)
+
+    async def CountSegment(
+        self, request: pb.CountSegmentRequest, context: Ctx
+    ) -> pb.CountSegmentResponse:
+        r = await self.ev.count_segment(request.segment, _as_of(request), request.sample_size)
+        return pb.CountSegmentResponse(
+            user_count=r.user_count, sample_user_ids=r.sample, as_of=datetime_to_timestamp(r.as_of)
+        )
+
+    async def EstimateDefinition(
+        self, request: pb.EstimateDefinitionRequest, context: Ctx
+    ) -> pb.EstimateDefinitionResponse:
+        project = parse_project(request.parent)
+        if not request.HasField("definition"):
+            raise InvalidArgument.field("definition", "is required")
+        definition = definition_from_proto(request.definition)
+        r = await self.ev.estimate(project, definition, _as_of(request), request.sample_size)
+        return pb.EstimateDefinitionResponse(
+            user_count=r.user_count, sample_user_ids=r.sample, as_of=datetime_to_timestamp(r.as_of)
+        )
+
+    async def ExplainSegment(
+        self, request: pb.ExplainSegmentRequest, context: Ctx
+    ) -> pb.ExplainSegmentResponse:
+        if request.segment:
+            compiled, _ = await self.ev.compile_saved(request.segment, _as_of(request))
+        elif request.parent and request.HasField("definition"):
+            compiled, _ = await self.ev.compile_unsaved(
+                parse_project(request.parent),
+                definition_from_proto(request.definition),
+                _as_of(request),
+            )
+        else:
+            raise InvalidArgument.field("segment", "give a segment, or a parent and a definition")
+        plan = await self.ev.explain(compiled)
+        params = {
+            k: v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+            for k, v in compiled.params.items()
+        }
+        return pb.ExplainSegmentResponse(sql=compiled.sql, parameters=params, plan=plan)
+
+    async def StreamAudience(
+        self, request: pb.StreamAudienceRequest, context: Ctx
+    ) -> AsyncIterator[pb.StreamAudienceResponse]:
+        size = request.chunk_size or 10_000
+        if not 1 <= size <= 100_000:
+            raise InvalidArgument.field("chunk_size", "must be 1 to 100,000")
+        fields = list(request.profile_fields)
+        project = parse_segment(request.segment).project
+        async for ids in self.ev.audience(
+            request.segment, _as_of(request), request.snapshot_version, size
+        ):
+            out = pb.StreamAudienceResponse(user_ids=ids)
+            if fields:
+                profiles = await self.ev.profiles.get_many(project, ids)
+                for user_id in ids:
+                    out.members.append(_member(user_id, profiles.get(user_id), fields))
+            yield out
+
+    async def CheckMembership(
+        self, request: pb.CheckMembershipRequest, context: Ctx
+    ) -> pb.CheckMembershipResponse:
+        ids = list(request.user_ids)
+        found, version = await self.ev.check_membership(
+            request.segment, ids, request.snapshot_version, request.realtime
+        )
+        return pb.CheckMembershipResponse(
+            is_member=[u in found for u in ids],
+            member_user_ids=[u for u in dict.fromkeys(ids) if u in found],
+            snapshot_version=version,
+        )
+
+    async def CreateSnapshot(self, request: pb.CreateSnapshotRequest, context: Ctx) -> pb.Snapshot:
+        info = await self.ev.create_snapshot(request.parent, _as_of(request))
+        return _snapshot(request.parent, info)
+
+    async def GetSnapshot(self, request: pb.GetSnapshotRequest, context: Ctx) -> pb.Snapshot:
+        segment, version = parse_snapshot(request.name)
+        info = await self.ev.snapshots.get(segment.project, segment.name, version)
+        return _snapshot(segment.name, info)
+
+    async def ListSnapshots(
+        self, request: pb.ListSnapshotsRequest, context: Ctx
+    ) -> pb.ListSnapshotsResponse:
+        segment = parse_segment(request.parent, "parent")
+        size = min(request.page_size or 100, 100)
+        before = _int_token(request.page_token)
+        found = await self.ev.snapshots.versions(segment.project, segment.name, size + 1, before)
+        out = pb.ListSnapshotsResponse(snapshots=[_snapshot(segment.name, s) for s in found[:size]])
+        if len(found) > size:
+            out.next_page_token = str(found[size - 1].version)
+        return out
+
+    async def ListSnapshotChanges(
+        self, request: pb.ListSnapshotChangesRequest, context: Ctx
+    ) -> pb.ListSnapshotChangesResponse:
+        segment = parse_segment(request.parent, "parent")
+        size = min(request.page_size or 10_000, 10_000)
+        await self.ev.snapshots.get(segment.project, segment.name, request.from_version)
+        await self.ev.snapshots.get(segment.project, segment.name, request.to_version)
+        after = _str_token(request.page_token)
+        found = await self.ev.snapshots.changes(
+            segment.project, segment.name, request.from_version, request.to_version, after,
+            size + 1,
+        )  # fmt: skip
+        out = pb.ListSnapshotChangesResponse(
+            changes=[
+                pb.SnapshotChange(user_id=u, kind=pb.ChangeKind.ValueType(k))
+                for u, k in found[:size]
+            ]
+        )
+        if len(found) > size:
+            out.next_page_token = base64.urlsafe_b64encode(found[size - 1][0].encode()).decode()
+        return out
+
+    async def StreamLiveEntries(
+        self, request: pb.StreamLiveEntriesRequest, context: Ctx
+    ) -> AsyncIterator[pb.StreamLiveEntriesResponse]:
+        raise Unimplemented(
+            "live segments are not evaluated yet: StreamLiveEntries will stream entries once "
+            "live qualification lands; use CountSegment or StreamAudience meanwhile",
+            reason="LIVE_SEGMENTS_NOT_AVAILABLE",
+        )
+        yield pb.StreamLiveEntriesResponse()  # pragma: no cover
+
+
+def _int_token(token: str) -> int | None:
+    if not token:
+        return None
+    if not token.isdigit():
+        raise InvalidArgument.field("page_token", "not a token from a previous page")
+    return int(token)
+
+
+def _str_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except ValueError as exc:
+        raise InvalidArgument.field("page_token", "not a token from a previous page") from exc
+
+
+def _member(user_id: str, profile: Profile | None, fields: list[str]) -> pb.AudienceMember:
+    member = pb.AudienceMember(user_id=user_id)
+    if profile is None:
+        return member
+    builtin = {"user_id": profile.user_id, "email": profile.email, "phone": profile.phone,
+               "display_name": profile.display_name}  # fmt: skip
+    for f in fields:
+        if f in builtin:
+            if builtin[f]:
+                member.fields[f].CopyFrom(value_to_proto(builtin[f]))
+        elif f in profile.properties:
+            member.fields[f].CopyFrom(value_to_proto(profile.properties[f]))
+    return member
