@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -43,7 +45,7 @@ async def test_projects_are_isolated(stub: Stub, project: str) -> None:
     await create(stub, other, "Mine")  # the same name is fine in another project
     seg_id = mine.segment_id
     theirs = f"projects/{other}/segments/{seg_id}"
-    calls = [
+    calls: list[Any] = [
         stub.GetSegment(pb.GetSegmentRequest(name=theirs)),
         stub.UpdateSegment(
             pb.UpdateSegmentRequest(
