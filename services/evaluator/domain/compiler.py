@@ -87,8 +87,10 @@ def compile_members(
     """
     compiler = _Compiler(ctx, Params())
     ids = None if user_ids is None else compiler.params.strings(list(user_ids))
-    body = compiler.members(definition, segment_name, ids, ())
-    return CompiledQuery(sql=f"{body} SETTINGS join_use_nulls = 0", params=compiler.params.values)
+    sql = compiler.members(definition, segment_name, ids, ()) + " SETTINGS join_use_nulls = 0"
+    # drop parameters of parts that simplified away (a constant-false predicate, ...)
+    used = {k: v for k, v in compiler.params.values.items() if "{" + k + ":" in sql}
+    return CompiledQuery(sql=sql, params=used)
 
 
 class _Compiler:

@@ -1,0 +1,49 @@
+"""Property test: the compiled SQL and the reference evaluator agree on random cases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings, target
+
+from libs.clickhouse.port import ClickHouse
+from services.evaluator.domain.compiler import EvaluationContext, compile_members
+
+from .reference import Reference
+from .strategies import Case, cases
+from .world import load
+
+T = TypeVar("T")
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
+    loop = asyncio.get_running_loop()
+
+    def run(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    @settings(
+        max_examples=int(os.environ.get("COMPILER_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(case=cases())
+    def check(case: Case) -> None:
+        ctx = EvaluationContext("proj", case.as_of, case.time_zone, case.segments)
+        query = compile_members(case.definition, ctx)
+        ref = Reference(case.world, case.as_of, case.time_zone, case.segments)
+        expected = ref.members(case.definition)
+        run(load(ch, case.world))
+        rows = run(ch.query(query.sql, query.params))
+        got = [row[0] for row in rows]
+        assert len(got) == len(set(got)), "a member is listed twice"
+        # steer towards cases that separate members from non-members
+        target(float(min(len(expected), len(ref.universe - expected))))
+        assert set(got) == expected, query.sql
+
+    await asyncio.to_thread(check)
