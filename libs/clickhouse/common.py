@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from clickhouse_connect.driver import ctypes as ch_ctypes
 from clickhouse_connect.driver.binding import bind_query
-from clickhouse_connect.driver.buffer import ResponseBuffer
 from clickhouse_connect.driver.query import QueryContext, QueryResult
 from clickhouse_connect.driver.transform import NativeTransform
 
@@ -170,7 +170,8 @@ def decode_native(data: bytes) -> list[Row]:
     embedded adapter returns exactly the Python types the HTTP adapter does."""
     if not data:
         return []
-    buffer = ResponseBuffer(_Chunks([data]))  # type: ignore[no-untyped-call]
+    # the buffer class the driver itself uses (its C implementation when available)
+    buffer = ch_ctypes.RespBuffCls(_Chunks([data]))  # type: ignore[no-untyped-call]
     result = NativeTransform.parse_response(buffer, QueryContext())
     if not isinstance(result, QueryResult):
         raise Internal("unexpected columnar result from the Native decoder")

@@ -2,8 +2,8 @@
 
 A version's members are written first (`snapshot_members`); the version exists once its
 `snapshots` row is written. Readers only look at versions listed in `snapshots`, so they see
-a whole version or none. Version numbers are never reused: a failed attempt's leftover rows
-are deleted and the next attempt takes a higher number anyway.
+a whole version or none. A failed attempt's member rows are deleted; if even that fails, the
+next version number is taken above them, so leftovers never mix into a committed version.
 """
 
 from __future__ import annotations
