@@ -29,8 +29,9 @@ _PROPS = """
     bool_props Map(String, UInt8),
     time_props Map(String, DateTime64(3, 'UTC'))"""
 
-#: The events sort key. Measured (see docs/evaluator.md): event-name-first reads far fewer
-#: rows for the typical selective condition "did E in window" than user-first.
+#: The events sort key. Measured on chDB 26.9 with 5M events, 200 event names, 200k users
+#: (OPTIMIZE FINAL): "did ev7 and not ev9" grouped by user read 98,304 rows with this key
+#: against 5,000,000 (the whole table) with (project, user_id, event_time), about 3x faster.
 EVENTS_ORDER_BY = "(project, event_name, user_id, event_time)"
 
 
