@@ -1,0 +1,133 @@
+"""The shape of the generated SQL (no engine needed) and the window module."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from libs.common.errors import FailedPrecondition
+from libs.model.definition import (
+    Aggregate,
+    AggregateFunction,
+    BooleanOperator,
+    DidEvent,
+    DidNotEvent,
+    FirstTime,
+    Inaction,
+    InSegment,
+    LastWindow,
+    LiveDefinition,
+    Node,
+    PastBehaviorQuery,
+    RangeWindow,
+    RelativeOffset,
+    Sequence,
+    SingleActionTrigger,
+    TimePoint,
+    TimeUnit,
+    TodayWindow,
+    UserProperty,
+    YesterdayWindow,
+)
+from libs.model.definition import ComparisonOperator as Op
+from services.evaluator.domain.compiler import EvaluationContext, compile_members
+from services.evaluator.domain.windows import Bounds, add_months, resolve
+
+from .helpers import ALL, T0, f, q, spec
+
+CTX = EvaluationContext("acme-project", T0, "UTC", {})
+
+
+def _tree(*conditions: object) -> PastBehaviorQuery:
+    children = tuple(Node(condition=c) for c in conditions)  # type: ignore[arg-type]
+    return PastBehaviorQuery(Node(operator=BooleanOperator.OR, children=children))
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 9])
+def test_events_are_scanned_once_whatever_the_number_of_clauses(k: int) -> None:
+    kinds = [
+        DidEvent(spec("A"), ALL),
+        DidNotEvent(spec("B"), LastWindow(RelativeOffset(2, TimeUnit.DAY))),
+        Inaction(spec("A"), spec("B"), ALL, timedelta(hours=1)),
+        FirstTime(spec("C"), TodayWindow()),
+        Sequence((spec("A"), spec("B"), spec("C")), ALL, timedelta(minutes=5)),
+        DidEvent(spec("A"), ALL, Aggregate(AggregateFunction.AVG, Op.GREATER_THAN, (1.0,), "x")),
+        Sequence((spec("A"), spec("B")), YesterdayWindow()),
+        Inaction(spec("C"), spec("A"), ALL),
+        DidEvent(spec("B"), ALL, Aggregate(AggregateFunction.MAX, Op.BETWEEN, (1.0, 2.0), "x")),
+    ]
+    sql = compile_members(_tree(*kinds[:k]), CTX).sql
+    assert len(re.findall(r"\bFROM events\b", sql)) == 1
+    assert sql.count("FROM profiles") == 0
+
+
+def test_every_value_is_a_parameter() -> None:
+    definition = _tree(
+        DidEvent(spec("Purchase", f("plan", Op.IN_LIST, "gold", "silver")), ALL),
+        UserProperty(f("age", Op.BETWEEN, 18.0, 30.0)),
+        UserProperty(f("signup_time", Op.GREATER_THAN, datetime(2024, 1, 1, tzinfo=UTC))),
+    )
+    query = compile_members(definition, CTX, user_ids=["a", "b"])
+    for text in ("Purchase", "plan", "gold", "silver", "age", "signup_time", "acme-project"):
+        assert text not in query.sql
+    scalars = {v for v in query.params.values() if isinstance(v, str)}
+    assert {"Purchase", "plan", "age", "signup_time", "acme-project"} <= scalars
+    assert ["gold", "silver"] in query.params.values()
+    assert ["a", "b"] in query.params.values()
+    assert [v for v in query.params.values() if isinstance(v, float)] == [18.0, 30.0]
+    placeholders = set(re.findall(r"\{(p\d+):", query.sql))
+    assert placeholders == set(query.params)
+    assert query.sql.count("FROM profiles FINAL") == 1
+    assert query.sql.endswith("SETTINGS join_use_nulls = 0")
+
+
+def test_a_lower_bound_is_only_used_when_every_clause_has_one() -> None:
+    last = LastWindow(RelativeOffset(3, TimeUnit.DAY))
+    bounded = compile_members(_tree(DidEvent(spec("A"), last), DidNotEvent(spec("B"), last)), CTX)
+    assert "event_time >= " in bounded.sql.split("FROM events")[1]
+    unbounded = compile_members(_tree(DidEvent(spec("A"), last), FirstTime(spec("B"), last)), CTX)
+    assert "event_time >= " not in unbounded.sql.split("FROM events")[1]
+
+
+def test_missing_reference_and_live_without_query_are_refused() -> None:
+    with pytest.raises(FailedPrecondition, match="not available"):
+        compile_members(q(InSegment("projects/proj/segments/gone")), CTX)
+    live = LiveDefinition(SingleActionTrigger(spec("A")))
+    with pytest.raises(FailedPrecondition, match="not evaluated by query"):
+        compile_members(live, CTX)
+    loop = "projects/proj/segments/loop"
+    ctx = EvaluationContext("proj", T0, "UTC", {loop: q(InSegment(loop))})
+    with pytest.raises(FailedPrecondition, match="references itself"):
+        compile_members(q(InSegment(loop)), ctx)
+
+
+NY = "America/New_York"
+
+
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def test_windows_resolve_in_the_project_time_zone() -> None:
+    as_of = _utc(2024, 3, 10, 12)  # 08:00 EDT; DST started at 07:00 UTC
+    assert resolve(TodayWindow(), as_of, NY) == Bounds(_utc(2024, 3, 10, 5), None)
+    assert resolve(YesterdayWindow(), as_of, NY) == Bounds(
+        _utc(2024, 3, 9, 5), _utc(2024, 3, 10, 5)
+    )
+    day = LastWindow(RelativeOffset(1, TimeUnit.DAY))
+    assert resolve(day, as_of, NY) == Bounds(_utc(2024, 3, 9, 12), None)
+    month = LastWindow(RelativeOffset(1, TimeUnit.MONTH))
+    # March 31 14:00 EDT minus a month: February 29 14:00 EST
+    assert resolve(month, _utc(2024, 3, 31, 18), NY) == Bounds(_utc(2024, 2, 29, 19), None)
+    dates = RangeWindow(TimePoint(date=date(2024, 11, 3)), TimePoint(date=date(2024, 11, 4)))
+    assert resolve(dates, as_of, NY) == Bounds(_utc(2024, 11, 3, 4), _utc(2024, 11, 4, 5))
+
+
+def test_month_arithmetic_clamps_and_handles_gaps() -> None:
+    assert add_months(_utc(2024, 1, 31, 12), 1, "UTC") == _utc(2024, 2, 29, 12)
+    assert add_months(_utc(2024, 3, 31, 12), -13, "UTC") == _utc(2023, 2, 28, 12)
+    # 02:30 local on March 10 2024 does not exist in New York: moved forward by the gap
+    start = datetime(2024, 2, 10, 7, 30, tzinfo=UTC)  # 02:30 EST
+    assert add_months(start, 1, NY) == _utc(2024, 3, 10, 7, 30)  # 03:30 EDT
