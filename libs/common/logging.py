@@ -11,7 +11,7 @@ import logging
 import sys
 import uuid
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
@@ -42,8 +42,9 @@ def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for structlog and for the standard `logging` module alike."""
+def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
+    """JSON lines on stderr (or `stream`) for structlog and the standard `logging` module."""
+    out = stream if stream is not None else sys.stderr
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}")
@@ -61,11 +62,11 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     # Libraries that use the standard logging module (grpc, sqlalchemy) end up as JSON too.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

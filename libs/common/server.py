@@ -69,7 +69,11 @@ class RunningServer:
             for service in self.services:
                 await service.start()
                 self._started.append(service)
-            server = grpc.aio.server(interceptors=server_interceptors())
+            server = grpc.aio.server(
+                interceptors=server_interceptors(),
+                # A port in use is an error, never silently shared with another process.
+                options=[("grpc.so_reuseport", 0)],
+            )
             for service in self.services:
                 service.register(server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
