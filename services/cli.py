@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from libs.common.config import SERVICE_NAMES, Config, ConfigError
 from libs.common.logging import configure_logging, get_logger
@@ -58,7 +60,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def free_port(host: str) -> int:
+    """A port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def all_in_one_config(config: Config, host: str | None, port: int | None) -> Config:
+    """`config` for all four services in one process on `host:port`.
+
+    The services reach each other through `config.host:config.port` (unless a peer address
+    is configured), so the port must be known before they are built: 0 is resolved here.
+    """
+    host = host or config.host
+    port = config.port if port is None else port
+    if port == 0:
+        port = free_port(host)
+    return replace(config, host=host, port=port)
+
+
 async def _run_serve(which: str, config: Config, host: str | None, port: int | None) -> None:
+    if which == "all":
+        config = all_in_one_config(config, host, port)
+        host, port = config.host, config.port
     services = build_services(which, config)
     await serve(
         services,
@@ -74,9 +99,9 @@ async def _run_serve(which: str, config: Config, host: str | None, port: int | N
 async def _run_demo(config: Config, host: str | None, port: int | None, keep: bool) -> None:
     from services.demo import load_demo
 
+    config = all_in_one_config(config, host, port)
+    host, port = config.host, config.port
     services = build_services("all", config)
-    host = host or config.host
-    port = config.port if port is None else port
 
     async def loaded(server: RunningServer) -> None:
         await load_demo(server.address)

@@ -1,0 +1,187 @@
+"""Configuration parsing, the `segments` command line and the demo data set."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from libs.common.config import Config, ConfigError
+from libs.common.server import HEALTH_SERVICE_NAME
+from services import cli
+from services.demo import (
+    DEMO_AS_OF,
+    DEMO_START,
+    WORKED_EXAMPLE_MATCHES,
+    WORKED_EXAMPLE_NEAR_MISSES,
+    build_demo_data,
+)
+
+from .conftest import health_status, reflected_services
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("SEGMENTS_PORT", "fifty", "SEGMENTS_PORT must be an integer"),
+        ("SEGMENTS_EVALUATOR_PORT", "1.5", "SEGMENTS_EVALUATOR_PORT must be an integer"),
+        ("SEGMENTS_SHUTDOWN_GRACE_SECONDS", "soon", "must be a number"),
+        ("SEGMENTS_QUERY_MAX_MEMORY_BYTES", "4G", "must be an integer"),
+        ("SEGMENTS_LOG_LEVEL", "verbose", "SEGMENTS_LOG_LEVEL must be"),
+    ],
+)
+def test_config_errors(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env({key: value})
+
+
+def test_config_defaults_and_overrides(tmp_path: Path) -> None:
+    default = Config.from_env({})
+    assert default == Config()
+    assert default.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert default.peer_address("definition") == "127.0.0.1:50051"
+    config = Config.from_env(
+        {
+            "SEGMENTS_PORT": "6000",
+            "SEGMENTS_EXPORT_PORT": "6004",
+            "SEGMENTS_DATA_DIR": str(tmp_path),
+            "SEGMENTS_LOG_LEVEL": "debug",
+            "SEGMENTS_DEFINITION_ADDRESS": "definition:50061",
+            "SEGMENTS_SHUTDOWN_GRACE_SECONDS": "2.5",
+        }
+    )
+    assert (config.port, config.port_for("export"), config.log_level) == (6000, 6004, "DEBUG")
+    assert config.export_dir == tmp_path / "exports"
+    assert config.peer_address("definition") == "definition:50061"
+    assert config.shutdown_grace_seconds == 2.5
+
+
+def test_cli_reports_config_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEGMENTS_PORT", "not-a-port")
+    assert cli.main(["serve", "all"]) == 2
+    assert "SEGMENTS_PORT must be an integer" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_service(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "billing"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
+    env["SEGMENTS_DATA_DIR"] = str(tmp_path / "var")
+    env["SEGMENTS_SHUTDOWN_GRACE_SECONDS"] = "5"
+    return env
+
+
+async def _wait_for_address(process: asyncio.subprocess.Process, seen: list[str]) -> str:
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), timeout=120)).decode()
+        if not line:
+            raise AssertionError("server exited before listening:\n" + "".join(seen))
+        seen.append(line)
+        found = re.search(r"serving \w+ on (\S+)$", line.strip())
+        if found:
+            return found.group(1)
+
+
+async def test_serve_one_service_as_a_subprocess(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "serve",
+        "reporting",
+        "--port",
+        "0",
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    seen: list[str] = []
+    try:
+        address = await _wait_for_address(process, seen)
+        async with grpc.aio.insecure_channel(address) as channel:
+            name = "segments.v1.SegmentReportingService"
+            assert await health_status(channel, name) == health_pb2.HealthCheckResponse.SERVING
+            assert name in await reflected_services(channel)
+            assert HEALTH_SERVICE_NAME in await reflected_services(channel)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        rest = await asyncio.wait_for(process.stderr.read(), timeout=60)
+        code = await asyncio.wait_for(process.wait(), timeout=60)
+    logs = "".join(seen) + rest.decode()
+    assert code == 0, logs
+    assert '"event": "server_stopped"' in logs
+
+
+async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "demo",
+        "--port",
+        "0",
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert any(line.startswith("  demo: get project: ") for line in lines)
+    assert any(line.startswith("  demo: ingest events: ") for line in lines)
+    assert not any(": failed:" in line for line in lines), out.decode()
+
+
+def test_demo_data_is_deterministic_and_realistic() -> None:
+    first, second = build_demo_data(), build_demo_data()
+    assert first.events == second.events and first.profiles == second.profiles
+    assert len(first.profiles) == 200
+    assert 4000 <= len(first.events) <= 6000
+    assert len({e.event_id for e in first.events}) == len(first.events)
+    times = [e.event_time.ToDatetime().replace(tzinfo=DEMO_AS_OF.tzinfo) for e in first.events]
+    assert min(times) >= DEMO_START and max(times) < DEMO_AS_OF
+    assert timedelta(days=60) == DEMO_AS_OF - DEMO_START
+    names = Counter(e.event_name for e in first.events)
+    assert names["Charged"] > 100 and names["Added to Cart"] > names["Charged"]
+    assert len(first.segments) >= 3
+
+
+def test_demo_worked_example_users() -> None:
+    data = build_demo_data()
+    profiles = {p.user_id: p for p in data.profiles}
+    two_weeks_ago = DEMO_AS_OF - timedelta(weeks=2)
+    for user_id in WORKED_EXAMPLE_MATCHES + WORKED_EXAMPLE_NEAR_MISSES:
+        properties = profiles[user_id].properties
+        assert properties["city"].string_value == "New York"
+        assert properties["acquisition_source"].string_value == "facebook"
+        assert properties["acquisition_date"].time_value.ToDatetime().month == 4
+        charges = [
+            e.event_time.ToDatetime().replace(tzinfo=DEMO_AS_OF.tzinfo)
+            for e in data.events
+            if e.user_id == user_id and e.event_name == "Charged"
+        ]
+        assert len(charges) >= 3
+        recent = any(t >= two_weeks_ago for t in charges)
+        assert recent == (user_id in WORKED_EXAMPLE_NEAR_MISSES)
