@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from libs.clickhouse.port import ClickHouse
 from libs.model.definition import (
@@ -46,13 +47,7 @@ HOSTILE = (
 )
 
 
-def _local(day: date, hour: int = 12) -> TimePoint:
-    return TimePoint(date=day) if hour == 0 else TimePoint(instant=_ny(day, hour))
-
-
 def _ny(day: date, hour: int, minute: int = 0) -> datetime:
-    from zoneinfo import ZoneInfo
-
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(NY)).astimezone(UTC)
 
 

@@ -12,6 +12,7 @@ from libs.model.definition import (
     Aggregate,
     AggregateFunction,
     BooleanOperator,
+    Comparison,
     DidEvent,
     DidNotEvent,
     FirstTime,
@@ -19,6 +20,7 @@ from libs.model.definition import (
     LastWindow,
     Node,
     PastBehaviorQuery,
+    PropertyFilter,
     RangeWindow,
     RelativeOffset,
     Sequence,
@@ -255,11 +257,8 @@ async def test_user_properties(ch: ClickHouse) -> None:
     assert await prop(Op.NOT_EXISTS, "age") == {"due", "noprofile"}
     assert await prop(Op.IN_LIST, "age", 30.0, "30") == {"ny", "text_age"}
     assert await prop(Op.BETWEEN, "renewal", T0, T0 + 3 * D) == {"due"}
-    in5 = UserProperty(f("renewal", Op.DATE_WITHIN_NEXT))
-    in5 = UserProperty(
-        type(in5.filter)(
-            "renewal",
-            type(in5.filter.comparison)(Op.DATE_WITHIN_NEXT, (), RelativeOffset(5, TimeUnit.DAY)),
-        )
-    )
+    within = Comparison(Op.DATE_WITHIN_NEXT, (), RelativeOffset(5, TimeUnit.DAY))
+    in5 = UserProperty(PropertyFilter("renewal", within))
     assert await members(ch, world, q(in5)) == {"due"}
+    ago = Comparison(Op.DATE_MORE_THAN_AGO, (), RelativeOffset(1, TimeUnit.MONTH))
+    assert await members(ch, world, q(UserProperty(PropertyFilter("signup", ago)))) == {"due"}
