@@ -73,3 +73,20 @@ async def test_failing_service_start_stops_the_others(config: Config) -> None:
     with pytest.raises(RuntimeError, match="store unreachable"):
         await server.start()
     assert good.events == ["start", "stop"]
+
+
+async def test_container_healthcheck(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from services import healthcheck
+
+    async with running(build_services("export", config), config) as (server, _):
+        assert await asyncio.to_thread(healthcheck.check, server.address) is True
+        name = "segments.v1.SegmentExportService"
+        assert await asyncio.to_thread(healthcheck.main, [server.address, name]) == 0
+        assert await asyncio.to_thread(healthcheck.check, server.address, "no.Such") is False
+        monkeypatch.setenv("SEGMENTS_SERVICE", "export")
+        monkeypatch.setenv("SEGMENTS_EXPORT_PORT", str(server.port))
+        assert await asyncio.to_thread(healthcheck.main, []) == 0
+        port = server.port
+    assert await asyncio.to_thread(healthcheck.check, f"127.0.0.1:{port}", "", 0.5) is False
