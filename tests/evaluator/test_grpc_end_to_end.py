@@ -1,0 +1,486 @@
+"""The evaluator and the definition service through real gRPC, on both ClickHouse adapters.
+
+Two in-process servers started with `libs.common.server.RunningServer` on port 0: the
+definition service (SQLite in a temporary directory) and the evaluator, which resolves
+segments through the definition service's address. Each test works in its own project.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from libs.clickhouse.chdb_adapter import ChdbEngine
+from libs.common.config import Config
+from libs.common.errors import ERROR_DOMAIN
+from libs.common.server import HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME, RunningServer
+from segments.v1 import definition_model_pb2 as dm
+from segments.v1 import definition_service_pb2 as dpb
+from segments.v1 import definition_service_pb2_grpc as dpb_grpc
+from segments.v1 import evaluator_service_pb2 as pb
+from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
+from segments.v1 import segment_pb2
+from services.definition.service import SERVICE_NAME as DEFINITION
+from services.definition.service import DefinitionService
+from services.evaluator.service import SERVICE_NAME as EVALUATOR
+from services.evaluator.service import EvaluatorService
+from tests.support.chdb_http import ChdbHttpServer
+
+from .support import event, stream
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+TIMEOUT = 30.0
+
+
+@dataclass
+class Stack:
+    """The two running servers and a client stub for each."""
+
+    definition_server: RunningServer
+    evaluator_server: RunningServer
+    definition_channel: grpc.aio.Channel
+    evaluator_channel: grpc.aio.Channel
+    definitions: dpb_grpc.SegmentDefinitionServiceAsyncStub
+    evaluator: pb_grpc.SegmentEvaluatorServiceAsyncStub
+
+
+@pytest.fixture(scope="module", params=["chdb", "http"])
+async def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    chdb_engine: ChdbEngine,
+    chdb_http: ChdbHttpServer,
+) -> AsyncIterator[Stack]:
+    kind = str(request.param)
+    data_dir = tmp_path_factory.mktemp(f"e2e_{kind}")
+    # chDB opens one data path per process: point this config's chDB directory at the one
+    # the worker already uses, and keep the data apart by database name.
+    (data_dir / "chdb").symlink_to(chdb_engine.path, target_is_directory=True)
+    config = Config(
+        host="127.0.0.1",
+        port=0,
+        data_dir=data_dir,
+        database_url=None,
+        clickhouse_url=chdb_http.url if kind == "http" else None,
+        clickhouse_database=f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
+        shutdown_grace_seconds=1.0,
+    )
+    definition_server = RunningServer(
+        [DefinitionService(config.effective_database_url)], config, port=0
+    )
+    await definition_server.start()
+    evaluator_config = replace(config, definition_address=definition_server.address)
+    evaluator_server = RunningServer([EvaluatorService(evaluator_config)], evaluator_config, port=0)
+    try:
+        await evaluator_server.start()
+    except BaseException:
+        await definition_server.stop()
+        raise
+    definition_channel = grpc.aio.insecure_channel(definition_server.address)
+    evaluator_channel = grpc.aio.insecure_channel(evaluator_server.address)
+    yield Stack(
+        definition_server,
+        evaluator_server,
+        definition_channel,
+        evaluator_channel,
+        dpb_grpc.SegmentDefinitionServiceStub(definition_channel),
+        pb_grpc.SegmentEvaluatorServiceStub(evaluator_channel),
+    )
+    await definition_channel.close(None)
+    await evaluator_channel.close(None)
+    await evaluator_server.stop()
+    await definition_server.stop()
+
+
+# --- builders ---------------------------------------------------------------------------------
+
+
+def did(event_name: str) -> dm.Node:
+    return dm.Node(
+        did_event=dm.DidEventCondition(
+            event=dm.EventSpec(event_name=event_name), window=dm.TimeWindow(all_time=dm.AllTime())
+        )
+    )
+
+
+def did_not(event_name: str) -> dm.Node:
+    return dm.Node(
+        did_not_event=dm.DidNotEventCondition(
+            event=dm.EventSpec(event_name=event_name), window=dm.TimeWindow(all_time=dm.AllTime())
+        )
+    )
+
+
+def past(root: dm.Node, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> dm.Definition:
+    return dm.Definition(
+        past_behavior=dm.PastBehaviorQuery(
+            root=root, included_segments=include, excluded_segments=exclude
+        )
+    )
+
+
+async def create(s: Stack, project: str, segment_id: str, definition: dm.Definition) -> str:
+    created = await s.definitions.CreateSegment(
+        dpb.CreateSegmentRequest(
+            parent=f"projects/{project}",
+            segment_id=segment_id,
+            segment=segment_pb2.Segment(display_name=segment_id.title(), definition=definition),
+        ),
+        timeout=TIMEOUT,
+    )
+    assert created.name == f"projects/{project}/segments/{segment_id}"
+    return created.name
+
+
+async def ingest(s: Stack, project: str, *batches: Sequence[pb.Event]) -> pb.IngestEventsResponse:
+    requests = [pb.IngestEventsRequest(parent=f"projects/{project}", events=b) for b in batches]
+    return await s.evaluator.IngestEvents(stream(requests), timeout=TIMEOUT)
+
+
+async def count(s: Stack, segment: str) -> tuple[int, list[str]]:
+    r = await s.evaluator.CountSegment(
+        pb.CountSegmentRequest(segment=segment, sample_size=100), timeout=TIMEOUT
+    )
+    return r.user_count, list(r.sample_user_ids)
+
+
+async def members(
+    s: Stack, segment: str, ids: list[str], version: int = 0, realtime: bool = False
+) -> tuple[list[bool], int]:
+    r = await s.evaluator.CheckMembership(
+        pb.CheckMembershipRequest(
+            segment=segment, user_ids=ids, snapshot_version=version, realtime=realtime
+        ),
+        timeout=TIMEOUT,
+    )
+    return list(r.is_member), r.snapshot_version
+
+
+@dataclass
+class Rich:
+    """A failed call's status code, message and decoded `google.rpc.Status` details."""
+
+    code: grpc.StatusCode
+    message: str
+    info: ErrorInfo
+    violations: list[tuple[str, str]]
+
+
+def rich(exc: grpc.aio.AioRpcError) -> Rich:
+    status: Any = rpc_status.from_call(exc)  # type: ignore[arg-type]  # an aio call
+    assert status is not None, "no google.rpc.Status in the trailers"
+    info = ErrorInfo()
+    violations: list[tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(ErrorInfo.DESCRIPTOR):
+            detail.Unpack(info)
+        elif detail.Is(BadRequest.DESCRIPTOR):
+            bad = BadRequest()
+            detail.Unpack(bad)
+            violations += [(v.field, v.description) for v in bad.field_violations]
+    assert info.domain == ERROR_DOMAIN
+    return Rich(exc.code(), exc.details() or "", info, violations)
+
+
+# --- 1. health and reflection -----------------------------------------------------------------
+
+
+async def _reflected(channel: grpc.aio.Channel) -> set[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def requests() -> AsyncIterator[Any]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    names: set[str] = set()
+    async for response in stub.ServerReflectionInfo(requests(), timeout=TIMEOUT):
+        names.update(s.name for s in response.list_services_response.service)
+    return names
+
+
+async def test_health_serving_and_reflection(stack: Stack) -> None:
+    for channel, name in (
+        (stack.definition_channel, DEFINITION),
+        (stack.evaluator_channel, EVALUATOR),
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in (name, ""):
+            reply = await health.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT
+            )
+            assert reply.status == SERVING
+        assert await _reflected(channel) == {name, HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME}
+
+
+# --- 2. the whole flow of a past-behaviour segment --------------------------------------------
+
+
+async def test_full_flow_of_a_past_behaviour_segment(stack: Stack) -> None:
+    p = "flow"
+    profiles = [
+        pb.Profile(
+            user_id=f"u{i}",
+            email=f"user{i}@example.com",
+            properties={"tier": dm.Value(number_value=i)},
+        )
+        for i in range(1, 5)
+    ]
+    upserted = await stack.evaluator.UpsertProfiles(
+        pb.UpsertProfilesRequest(parent=f"projects/{p}", profiles=profiles), timeout=TIMEOUT
+    )
+    assert upserted.upserted_count == 4 and not upserted.errors
+
+    first = [event("e1", "u1", "Buy", T0), event("e2", "u2", "Buy", T0),
+             event("e3", "u3", "View", T0)]  # fmt: skip
+    second = [event("e4", "u4", "Buy", T0 + timedelta(hours=1)), event("e5", "u5", "Buy", T0)]
+    got = await ingest(stack, p, first, second)
+    assert (got.accepted_count, got.duplicate_count, got.rejected_count) == (5, 0, 0)
+    resent = await ingest(stack, p, first)
+    assert (resent.accepted_count, resent.duplicate_count, resent.rejected_count) == (0, 3, 0)
+
+    # bought and never refunded; u5 has events but no profile and is still a user
+    seg = await create(stack, p, "buyers", past(dm.Node(
+        operator=dm.BOOLEAN_OPERATOR_AND, children=[did("Buy"), did_not("Refund")]
+    )))  # fmt: skip
+    assert await count(stack, seg) == (4, ["u1", "u2", "u4", "u5"])
+
+    chunks = [
+        c
+        async for c in stack.evaluator.StreamAudience(
+            pb.StreamAudienceRequest(segment=seg, chunk_size=3, profile_fields=["email", "tier"]),
+            timeout=TIMEOUT,
+        )
+    ]
+    assert [len(c.user_ids) for c in chunks] == [3, 1]
+    assert sorted(u for c in chunks for u in c.user_ids) == ["u1", "u2", "u4", "u5"]
+    for c in chunks:
+        assert [m.user_id for m in c.members] == list(c.user_ids)
+    by_id = {m.user_id: m for c in chunks for m in c.members}
+    assert by_id["u4"].fields["email"].string_value == "user4@example.com"
+    assert by_id["u4"].fields["tier"].number_value == 4
+    assert dict(by_id["u5"].fields) == {}  # no profile: no fields
+
+    ids = ["u1", "u3", "u5", "nobody"]
+    assert await members(stack, seg, ids, realtime=True) == ([True, False, True, False], 0)
+
+    s1 = await stack.evaluator.CreateSnapshot(pb.CreateSnapshotRequest(parent=seg), timeout=TIMEOUT)
+    assert (s1.name, s1.version, s1.user_count) == (f"{seg}/snapshots/1", 1, 4)
+    # u3 buys (enters), u1 refunds (leaves)
+    changed = await ingest(
+        stack, p, [event("e6", "u3", "Buy", T0), event("e7", "u1", "Refund", T0)]
+    )
+    assert changed.accepted_count == 2
+    assert await members(stack, seg, ["u1", "u3"]) == ([True, False], 1)  # latest snapshot
+    assert await members(stack, seg, ["u1", "u3"], realtime=True) == ([False, True], 0)
+    s2 = await stack.evaluator.CreateSnapshot(pb.CreateSnapshotRequest(parent=seg), timeout=TIMEOUT)
+    assert (s2.version, s2.user_count) == (2, 4)
+    assert await members(stack, seg, ["u1", "u3"]) == ([False, True], 2)
+    assert await members(stack, seg, ["u1", "u3"], version=1) == ([True, False], 1)
+    changes = await stack.evaluator.ListSnapshotChanges(
+        pb.ListSnapshotChangesRequest(parent=seg, from_version=1, to_version=2), timeout=TIMEOUT
+    )
+    assert [(c.user_id, c.kind) for c in changes.changes] == [
+        ("u1", pb.CHANGE_KIND_LEFT),
+        ("u3", pb.CHANGE_KIND_ENTERED),
+    ]
+    old = [
+        u
+        async for c in stack.evaluator.StreamAudience(
+            pb.StreamAudienceRequest(segment=seg, snapshot_version=1), timeout=TIMEOUT
+        )
+        for u in c.user_ids
+    ]
+    assert sorted(old) == ["u1", "u2", "u4", "u5"]
+
+    explained = await stack.evaluator.ExplainSegment(
+        pb.ExplainSegmentRequest(segment=seg), timeout=TIMEOUT
+    )
+    assert "events" in explained.sql and "Buy" not in explained.sql
+    assert {"Buy", "Refund"} <= set(explained.parameters.values())
+    assert explained.plan.strip()
+
+    estimate = await stack.evaluator.EstimateDefinition(
+        pb.EstimateDefinitionRequest(parent=f"projects/{p}", definition=past(did("View")),
+                                     sample_size=5),
+        timeout=TIMEOUT,
+    )  # fmt: skip
+    assert (estimate.user_count, list(estimate.sample_user_ids)) == (1, ["u3"])
+
+
+# --- 3. include / exclude resolved through the definition service -----------------------------
+
+
+async def test_nested_include_and_exclude_resolve_over_grpc(stack: Stack) -> None:
+    p = "nest"
+    history = {
+        "u1": ["Visit", "Buy"],
+        "u2": ["Visit", "Buy", "Refund"],
+        "u3": ["Visit"],
+        "u4": ["Buy"],
+        "u5": ["Visit", "Buy"],
+        "u6": ["Refund"],
+    }
+    events = [
+        event(f"{user}-{name}", user, name, T0) for user, names in history.items() for name in names
+    ]
+    assert (await ingest(stack, p, events)).accepted_count == len(events)
+
+    c = await create(stack, p, "refunders", past(did("Refund")))
+    b = await create(stack, p, "buyers-kept", past(did("Buy"), exclude=[c]))
+    a = await create(stack, p, "visitors-kept", past(did("Visit"), include=[b]))
+
+    assert await count(stack, c) == (2, ["u2", "u6"])
+    assert await count(stack, b) == (3, ["u1", "u4", "u5"])
+    assert await count(stack, a) == (2, ["u1", "u5"])
+    everyone = sorted(history)
+    flags, version = await members(stack, a, everyone)
+    assert version == 0
+    assert [u for u, f in zip(everyone, flags, strict=True) if f] == ["u1", "u5"]
+    # an unsaved definition referencing the chain resolves the same way
+    estimate = await stack.evaluator.EstimateDefinition(
+        pb.EstimateDefinitionRequest(
+            parent=f"projects/{p}", definition=past(did("Buy"), exclude=[a]), sample_size=10
+        ),
+        timeout=TIMEOUT,
+    )
+    assert list(estimate.sample_user_ids) == ["u2", "u4"]
+
+
+# --- 4. system, custom-list and partner segments ----------------------------------------------
+
+
+async def test_system_custom_list_and_partner_segments(stack: Stack) -> None:
+    p = "kinds"
+    parent = f"projects/{p}"
+    profiles = [pb.Profile(user_id=f"u{i}", email=f"User{i}@Example.com") for i in range(1, 5)]
+    await stack.evaluator.UpsertProfiles(
+        pb.UpsertProfilesRequest(parent=parent, profiles=profiles), timeout=TIMEOUT
+    )
+    await ingest(stack, p, [event("e1", "u9", "Open", T0)])  # a user with events only
+
+    marked = await stack.evaluator.SetTestUsers(
+        pb.SetTestUsersRequest(parent=parent, user_ids=["u1", "u2", "ghost"], test_user=True),
+        timeout=TIMEOUT,
+    )
+    assert marked.updated_count == 2 and list(marked.unknown_user_ids) == ["ghost"]
+    # the system segments exist once the project does (creating a segment creates it)
+    vip = await create(
+        stack, p, "vip-list", dm.Definition(
+            custom_list=dm.CustomListDefinition(identity_kind=dm.IDENTITY_KIND_EMAIL)
+        ),
+    )  # fmt: skip
+    assert await count(stack, f"{parent}/segments/all-users") == (
+        5,
+        ["u1", "u2", "u3", "u4", "u9"],
+    )
+    assert await count(stack, f"{parent}/segments/test-users") == (2, ["u1", "u2"])
+
+    csv = (
+        b"email,note\r\n"
+        b"user1@example.com,first\r\n"  # row 2: matched (case-insensitive)
+        b'"USER3@example.com","say ""hi"""\r\n'  # row 3: matched
+        b"nobody@example.com,x\r\n"  # row 4: unmatched
+        b"not-an-email,y\r\n"  # row 5: malformed
+    )
+    header = pb.UploadCustomListRequest(
+        header=pb.UploadCustomListHeader(segment=vip, has_header_row=True, identity_column=0)
+    )
+    chunks = [pb.UploadCustomListRequest(chunk=csv[i : i + 7]) for i in range(0, len(csv), 7)]
+    report = await stack.evaluator.UploadCustomList(stream([header, *chunks]), timeout=TIMEOUT)
+    assert (report.row_count, report.matched_count, report.unmatched_count,
+            report.malformed_count) == (4, 2, 1, 1)  # fmt: skip
+    assert list(report.unmatched_rows) == [4]
+    assert [r.index for r in report.malformed_rows] == [5]
+    assert report.malformed_rows[0].description
+    assert await count(stack, vip) == (2, ["u1", "u3"])
+
+    cohort = await create(
+        stack, p, "cohort",
+        dm.Definition(partner=dm.PartnerDefinition(partner="amplitude", external_cohort_id="c1")),
+    )  # fmt: skip
+
+    async def delta(
+        delta_id: str, sequence: int, added: list[str], removed: list[str]
+    ) -> tuple[bool, int]:
+        r = await stack.evaluator.ApplyPartnerDelta(
+            pb.ApplyPartnerDeltaRequest(segment=cohort, delta_id=delta_id, sequence=sequence,
+                                        added_user_ids=added, removed_user_ids=removed),
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        return r.applied, r.member_count
+
+    assert await delta("d1", 1, ["u1", "u2", "u9"], []) == (True, 3)
+    assert await delta("d2", 2, [], ["u2"]) == (True, 2)
+    assert await delta("d1", 1, ["u1", "u2", "u9"], []) == (False, 2)  # replayed: no change
+    assert await count(stack, cohort) == (2, ["u1", "u9"])
+
+
+# --- 5. failure paths -------------------------------------------------------------------------
+
+
+async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> None:
+    p = "fail"
+    parent = f"projects/{p}"
+    seg = await create(stack, p, "buyers", past(did("Buy")))
+
+    for missing in (f"{parent}/segments/nope", "projects/elsewhere/segments/buyers"):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stack.evaluator.CountSegment(
+                pb.CountSegmentRequest(segment=missing), timeout=TIMEOUT
+            )
+        err = rich(caught.value)
+        assert err.code == grpc.StatusCode.NOT_FOUND, missing
+        assert err.info.reason == "NOT_FOUND"
+        assert missing in err.message
+
+    got = await ingest(
+        stack, p, [event("e1", "u1", "Buy", T0), event("e2", "u2", "", T0),
+                   event("e3", "u3", "Buy", T0)],
+    )  # fmt: skip
+    assert (got.accepted_count, got.duplicate_count, got.rejected_count) == (2, 0, 1)
+    assert [(e.index, e.field) for e in got.errors] == [(1, "event_name")]
+    assert got.errors[0].description
+    assert await count(stack, seg) == (2, ["u1", "u3"])
+
+    too_many = [f"u{i}" for i in range(10_001)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.evaluator.CheckMembership(
+            pb.CheckMembershipRequest(segment=seg, user_ids=too_many), timeout=TIMEOUT
+        )
+    err = rich(caught.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in err.violations] == ["user_ids"]
+    assert "10000" in err.violations[0][1].replace(",", "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stack.evaluator.StreamLiveEntries(
+            pb.StreamLiveEntriesRequest(parent=parent), timeout=TIMEOUT
+        ):
+            pass
+    err = rich(caught.value)
+    assert err.code == grpc.StatusCode.UNIMPLEMENTED
+    assert err.info.reason == "LIVE_SEGMENTS_NOT_AVAILABLE"
+    assert "StreamLiveEntries" in err.message and "CountSegment" in err.message
+
+    live = await create(
+        stack, p, "live-buyers",
+        dm.Definition(live=dm.LiveDefinition(
+            trigger=dm.LiveTrigger(single_action=dm.EventSpec(event_name="Buy"))
+        )),
+    )  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.evaluator.CountSegment(pb.CountSegmentRequest(segment=live), timeout=TIMEOUT)
+    err = rich(caught.value)
+    assert err.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.info.reason
+    assert "live" in err.message.lower()
