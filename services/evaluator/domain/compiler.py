@@ -29,24 +29,25 @@ from typing import Any
 
 from libs.common.errors import FailedPrecondition
 from libs.model.definition import (
-    BooleanOperator,
+    Condition,
     CustomListDefinition,
     Definition,
-    DidEvent,
-    DidNotEvent,
-    FirstTime,
-    Inaction,
     InSegment,
     LiveDefinition,
     Node,
     PartnerDefinition,
     PastBehaviorQuery,
-    Sequence,
     SystemDefinition,
     SystemSegmentKind,
     UserProperty,
 )
-from services.evaluator.domain.compiler_clauses import EventScan
+from services.evaluator.domain.compiler_clauses import Behaviour, Clause, EventScan
+from services.evaluator.domain.compiler_plan import (
+    classify,
+    expression,
+    holds_without_profile,
+    value,
+)
 from services.evaluator.domain.compiler_predicates import (
     FALSE,
     TRUE,
@@ -163,51 +164,87 @@ class _Compiler:
         events = self.params.alias("e")
         profiles = self.params.alias("pr")
         scan = EventScan(self.params, self.ctx.project, self.ctx.as_of, self.ctx.time_zone)
-        props = PropertyPredicates(self.params, f"{profiles}.", self.ctx.as_of, self.ctx.time_zone)
+        joined = PropertyPredicates(self.params, f"{profiles}.", self.ctx.as_of, self.ctx.time_zone)
+        clauses: dict[int, Clause] = {}
+        plan = classify(query.root)
         uses_profiles = False
-        uid = f"{universe}.uid"
 
-        def tree(node: Node) -> str:
+        def clause(condition: Condition) -> Clause:
+            assert isinstance(condition, Behaviour)
+            if id(condition) not in clauses:
+                clauses[id(condition)] = scan.add(condition)
+            return clauses[id(condition)]
+
+        # Behavioural conjuncts first: their empty-history values decide the driving table.
+        for node in plan.behavioural:
+            expression(node, lambda c: clause(c).column)
+        driven_by_events = any(
+            not value(node, lambda c: clause(c).empty_value) for node in plan.behavioural
+        )
+        uid = f"{events}.eid" if driven_by_events else f"{universe}.uid"
+
+        def joined_leaf(condition: Condition) -> str:
             nonlocal uses_profiles
-            condition = node.condition
-            if condition is None:
-                parts = [tree(child) for child in node.children]
-                if node.operator is BooleanOperator.OR:
-                    return or_all(parts)
-                if node.operator is BooleanOperator.NOT:
-                    return negate(and_all(parts))
-                return and_all(parts)
             match condition:
                 case UserProperty(filter=prop):
                     uses_profiles = True
-                    return props.filter(prop)
+                    return joined.filter(prop)
                 case InSegment(segment=name, negate=negated):
                     inside = f"{uid} IN ({self._segment(name, ids, stack)})"
                     return negate(inside) if negated else inside
-                case DidEvent() | DidNotEvent() | Inaction() | FirstTime() | Sequence():
-                    clause = scan.add(condition)
-                    if clause.column in (TRUE, FALSE):
-                        return clause.column
-                    fallback = "1" if clause.empty_value else "0"
-                    return f"if({events}.erows > 0, {events}.{clause.column}, {fallback})"
-            raise ValueError(f"unknown condition {condition!r}")
+            found = clause(condition)
+            if found.column in (TRUE, FALSE) or driven_by_events:
+                return found.column if found.column in (TRUE, FALSE) else f"{events}.{found.column}"
+            fallback = "1" if found.empty_value else "0"
+            return f"if({events}.erows > 0, {events}.{found.column}, {fallback})"
 
-        where = [TRUE if query.root is None else tree(query.root)]
+        where = [expression(node, joined_leaf) for node in plan.mixed]
+        if not driven_by_events:
+            where += [expression(node, joined_leaf) for node in plan.behavioural]
+        where += self._profile_semi_joins(uid, plan.profile, ids)
         where += [f"{uid} IN ({self._segment(s, ids, stack)})" for s in query.included_segments]
         where += [f"{uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments]
-        sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
-        if scan.select:
-            sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
+
+        if driven_by_events:
+            having = and_all([expression(n, lambda c: clause(c).column) for n in plan.behavioural])
+            sql = f"SELECT {uid} AS user_id FROM ({scan.sql(ids)} HAVING {having}) AS {events}"  # noqa: S608
+        else:
+            sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
+            if scan.select:
+                sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
         if uses_profiles:
-            profile_where = f"project = {self.params.string(self.ctx.project)}"
-            if ids is not None:
-                profile_where += f" AND has({ids}, user_id)"
             sql += (
                 " LEFT JOIN (SELECT user_id AS pid, str_props, num_props, bool_props, time_props"  # noqa: S608
-                f" FROM profiles FINAL WHERE {profile_where}) AS {profiles}"
+                f" FROM profiles FINAL WHERE {self._profile_scope(ids)}) AS {profiles}"
                 f" ON {profiles}.pid = {uid}"
             )
         condition = and_all(where)
         if condition != TRUE:
             sql += f" WHERE {condition}"
         return sql
+
+    def _profile_scope(self, ids: str | None) -> str:
+        scope = f"project = {self.params.string(self.ctx.project)}"
+        return scope if ids is None else f"{scope} AND has({ids}, user_id)"
+
+    def _profile_semi_joins(self, uid: str, nodes: Seq[Node], ids: str | None) -> list[str]:
+        """Profile-only conjuncts as at most two semi-joins on `profiles`: `uid IN (profiles
+        matching every conjunct false without a profile)` and `uid NOT IN (profiles failing
+        some conjunct true without one)`, since a user lacking the properties (or any
+        profile) satisfies exactly the latter kind."""
+        bare = PropertyPredicates(self.params, "", self.ctx.as_of, self.ctx.time_zone)
+
+        def predicate(node: Node) -> str:
+            return expression(
+                node, lambda c: bare.filter(c.filter) if isinstance(c, UserProperty) else FALSE
+            )
+
+        base = f"SELECT user_id FROM profiles FINAL WHERE {self._profile_scope(ids)}"  # noqa: S608
+        need = [predicate(n) for n in nodes if not holds_without_profile(n)]
+        refuse = [negate(predicate(n)) for n in nodes if holds_without_profile(n)]
+        joins = []
+        if need:
+            joins.append(f"{uid} IN ({base} AND {and_all(need)})")
+        if refuse:
+            joins.append(f"{uid} NOT IN ({base} AND {or_all(refuse)})")
+        return joins
