@@ -1,58 +1,44 @@
 """The evaluator and the definition service through real gRPC, on both ClickHouse adapters.
 
-Two in-process servers started with `libs.common.server.RunningServer` on port 0: the
-definition service (SQLite in a temporary directory) and the evaluator, which resolves
-segments through the definition service's address. Each test works in its own project.
+The servers come from `grpc_stack.running_stack` (one pair per backend for the module);
+each test works in its own project.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import grpc
 import pytest
-from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
-from libs.common.config import Config
-from libs.common.errors import ERROR_DOMAIN
-from libs.common.server import HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME, RunningServer
+from libs.common.server import HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME
 from segments.v1 import definition_model_pb2 as dm
-from segments.v1 import definition_service_pb2 as dpb
-from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from segments.v1 import evaluator_service_pb2 as pb
-from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
-from segments.v1 import segment_pb2
 from services.definition.service import SERVICE_NAME as DEFINITION
-from services.definition.service import DefinitionService
 from services.evaluator.service import SERVICE_NAME as EVALUATOR
-from services.evaluator.service import EvaluatorService
 from tests.support.chdb_http import ChdbHttpServer
 
+from .grpc_stack import (
+    TIMEOUT,
+    Stack,
+    count,
+    create,
+    did,
+    did_not,
+    ingest,
+    members,
+    past,
+    reflected,
+    rich,
+    running_stack,
+)
 from .support import event, stream
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 SERVING = health_pb2.HealthCheckResponse.SERVING
-TIMEOUT = 30.0
-
-
-@dataclass
-class Stack:
-    """The two running servers and a client stub for each."""
-
-    definition_server: RunningServer
-    evaluator_server: RunningServer
-    definition_channel: grpc.aio.Channel
-    evaluator_channel: grpc.aio.Channel
-    definitions: dpb_grpc.SegmentDefinitionServiceAsyncStub
-    evaluator: pb_grpc.SegmentEvaluatorServiceAsyncStub
 
 
 @pytest.fixture(scope="module", params=["chdb", "http"])
@@ -64,148 +50,11 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     kind = str(request.param)
     data_dir = tmp_path_factory.mktemp(f"e2e_{kind}")
-    # chDB opens one data path per process: point this config's chDB directory at the one
-    # the worker already uses, and keep the data apart by database name.
-    (data_dir / "chdb").symlink_to(chdb_engine.path, target_is_directory=True)
-    config = Config(
-        host="127.0.0.1",
-        port=0,
-        data_dir=data_dir,
-        database_url=None,
-        clickhouse_url=chdb_http.url if kind == "http" else None,
-        clickhouse_database=f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
-        shutdown_grace_seconds=1.0,
-    )
-    definition_server = RunningServer(
-        [DefinitionService(config.effective_database_url)], config, port=0
-    )
-    await definition_server.start()
-    evaluator_config = replace(config, definition_address=definition_server.address)
-    evaluator_server = RunningServer([EvaluatorService(evaluator_config)], evaluator_config, port=0)
-    try:
-        await evaluator_server.start()
-    except BaseException:
-        await definition_server.stop()
-        raise
-    definition_channel = grpc.aio.insecure_channel(definition_server.address)
-    evaluator_channel = grpc.aio.insecure_channel(evaluator_server.address)
-    yield Stack(
-        definition_server,
-        evaluator_server,
-        definition_channel,
-        evaluator_channel,
-        dpb_grpc.SegmentDefinitionServiceStub(definition_channel),
-        pb_grpc.SegmentEvaluatorServiceStub(evaluator_channel),
-    )
-    await definition_channel.close(None)
-    await evaluator_channel.close(None)
-    await evaluator_server.stop()
-    await definition_server.stop()
-
-
-# --- builders ---------------------------------------------------------------------------------
-
-
-def did(event_name: str) -> dm.Node:
-    return dm.Node(
-        did_event=dm.DidEventCondition(
-            event=dm.EventSpec(event_name=event_name), window=dm.TimeWindow(all_time=dm.AllTime())
-        )
-    )
-
-
-def did_not(event_name: str) -> dm.Node:
-    return dm.Node(
-        did_not_event=dm.DidNotEventCondition(
-            event=dm.EventSpec(event_name=event_name), window=dm.TimeWindow(all_time=dm.AllTime())
-        )
-    )
-
-
-def past(root: dm.Node, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> dm.Definition:
-    return dm.Definition(
-        past_behavior=dm.PastBehaviorQuery(
-            root=root, included_segments=include, excluded_segments=exclude
-        )
-    )
-
-
-async def create(s: Stack, project: str, segment_id: str, definition: dm.Definition) -> str:
-    created = await s.definitions.CreateSegment(
-        dpb.CreateSegmentRequest(
-            parent=f"projects/{project}",
-            segment_id=segment_id,
-            segment=segment_pb2.Segment(display_name=segment_id.title(), definition=definition),
-        ),
-        timeout=TIMEOUT,
-    )
-    assert created.name == f"projects/{project}/segments/{segment_id}"
-    return created.name
-
-
-async def ingest(s: Stack, project: str, *batches: Sequence[pb.Event]) -> pb.IngestEventsResponse:
-    requests = [pb.IngestEventsRequest(parent=f"projects/{project}", events=b) for b in batches]
-    return await s.evaluator.IngestEvents(stream(requests), timeout=TIMEOUT)
-
-
-async def count(s: Stack, segment: str) -> tuple[int, list[str]]:
-    r = await s.evaluator.CountSegment(
-        pb.CountSegmentRequest(segment=segment, sample_size=100), timeout=TIMEOUT
-    )
-    return r.user_count, list(r.sample_user_ids)
-
-
-async def members(
-    s: Stack, segment: str, ids: list[str], version: int = 0, realtime: bool = False
-) -> tuple[list[bool], int]:
-    r = await s.evaluator.CheckMembership(
-        pb.CheckMembershipRequest(
-            segment=segment, user_ids=ids, snapshot_version=version, realtime=realtime
-        ),
-        timeout=TIMEOUT,
-    )
-    return list(r.is_member), r.snapshot_version
-
-
-@dataclass
-class Rich:
-    """A failed call's status code, message and decoded `google.rpc.Status` details."""
-
-    code: grpc.StatusCode
-    message: str
-    info: ErrorInfo
-    violations: list[tuple[str, str]]
-
-
-def rich(exc: grpc.aio.AioRpcError) -> Rich:
-    status: Any = rpc_status.from_call(exc)  # type: ignore[arg-type]  # an aio call
-    assert status is not None, "no google.rpc.Status in the trailers"
-    info = ErrorInfo()
-    violations: list[tuple[str, str]] = []
-    for detail in status.details:
-        if detail.Is(ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(BadRequest.DESCRIPTOR):
-            bad = BadRequest()
-            detail.Unpack(bad)
-            violations += [(v.field, v.description) for v in bad.field_violations]
-    assert info.domain == ERROR_DOMAIN
-    return Rich(exc.code(), exc.details() or "", info, violations)
+    async with running_stack(kind, data_dir, chdb_engine, chdb_http) as running:
+        yield running
 
 
 # --- 1. health and reflection -----------------------------------------------------------------
-
-
-async def _reflected(channel: grpc.aio.Channel) -> set[str]:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-
-    async def requests() -> AsyncIterator[Any]:
-        yield reflection_pb2.ServerReflectionRequest(list_services="")
-
-    names: set[str] = set()
-    async for response in stub.ServerReflectionInfo(requests(), timeout=TIMEOUT):
-        names.update(s.name for s in response.list_services_response.service)
-    return names
 
 
 async def test_health_serving_and_reflection(stack: Stack) -> None:
@@ -219,7 +68,7 @@ async def test_health_serving_and_reflection(stack: Stack) -> None:
                 health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT
             )
             assert reply.status == SERVING
-        assert await _reflected(channel) == {name, HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME}
+        assert await reflected(channel) == {name, HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME}
 
 
 # --- 2. the whole flow of a past-behaviour segment --------------------------------------------
@@ -432,8 +281,9 @@ async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> Non
     p = "fail"
     parent = f"projects/{p}"
     seg = await create(stack, p, "buyers", past(did("Buy")))
+    await create(stack, "fail-other", "others", past(did("Buy")))  # a project that exists
 
-    for missing in (f"{parent}/segments/nope", "projects/elsewhere/segments/buyers"):
+    for missing in (f"{parent}/segments/nope", "projects/fail-other/segments/buyers"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stack.evaluator.CountSegment(
                 pb.CountSegmentRequest(segment=missing), timeout=TIMEOUT
@@ -484,3 +334,24 @@ async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> Non
     assert err.code == grpc.StatusCode.FAILED_PRECONDITION
     assert err.info.reason
     assert "live" in err.message.lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Evaluator.compile_unsaved resolves references without checking their project",
+)
+async def test_unsaved_definition_cannot_reference_another_project(stack: Stack) -> None:
+    theirs = await create(stack, "xproj-a", "buyers", past(did("Buy")))
+    await ingest(stack, "xproj-b", [event("e1", "ub", "Buy", T0)])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.evaluator.EstimateDefinition(
+            pb.EstimateDefinitionRequest(
+                parent="projects/xproj-b", definition=past(did("Buy"), include=[theirs])
+            ),
+            timeout=TIMEOUT,
+        )
+    # the definition service refuses such a reference when a segment is saved
+    assert rich(caught.value).code in (
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
