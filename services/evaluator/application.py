@@ -13,6 +13,7 @@ from libs.model.definition import (
     Definition,
     IdentityKind,
     PartnerDefinition,
+    definition_references,
 )
 from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.adapters.profile_store import EventStore, ProfileStore, ProjectLocks
@@ -69,10 +70,13 @@ class Evaluator:
         self, project: str, definition: Definition, as_of: datetime | None
     ) -> tuple[CompiledQuery, EvaluationContext]:
         references: dict[str, Definition] = {}
-        from libs.model.definition import definition_references
-
         for ref in definition_references(definition):
-            resolved = await self.segments.resolve(parse_segment(ref, "definition").name)
+            name = parse_segment(ref, "definition")
+            if name.project != project:
+                raise InvalidArgument.field(
+                    "definition", f"references {ref}, which is not a segment of projects/{project}"
+                )
+            resolved = await self.segments.resolve(name.name)
             references.update(resolved.references)
             references[ref] = resolved.definition
         ctx = await self._context(project, as_of, ResolvedSegment("", definition, references))

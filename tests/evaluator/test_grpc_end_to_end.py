@@ -336,10 +336,6 @@ async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> Non
     assert "live" in err.message.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Evaluator.compile_unsaved resolves references without checking their project",
-)
 async def test_unsaved_definition_cannot_reference_another_project(stack: Stack) -> None:
     theirs = await create(stack, "xproj-a", "buyers", past(did("Buy")))
     await ingest(stack, "xproj-b", [event("e1", "ub", "Buy", T0)])
