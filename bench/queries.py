@@ -96,7 +96,7 @@ def naive_params() -> dict[str, Any]:
     }
 
 
-PLAIN_SCAN_SQL = """
+EVENTS_SCAN_SQL = """
 SELECT count() FROM (
     SELECT user_id, count() AS c, sum(num_props['amount']) AS s, max(event_time) AS t
     FROM events
@@ -104,6 +104,18 @@ SELECT count() FROM (
       AND event_time <= {as_of:DateTime64(3)}
     GROUP BY user_id
 )"""
+
+# The same columns as the segment reads: the events scan above plus the profile maps the
+# profile filters read, with a filter that keeps every profile.
+PLAIN_SCAN_SQL = (
+    "SELECT ("  # noqa: S608 (constant text)
+    + EVENTS_SCAN_SQL
+    + """) + (
+    SELECT count() FROM profiles FINAL
+    WHERE project = {project:String}
+      AND (str_props['city'] != 'x' OR num_props['age'] >= 0)
+)"""
+)
 
 NAIVE_SQL = """
 SELECT count() FROM (

@@ -3,7 +3,8 @@
 Phases, each in its own process so that each has its own peak memory (VmHWM):
 1. generate: synthetic data inside chDB (bench/data.py) in bench/out/data.
 2. queries: the complex segment compiled (one scan) vs. a plain filtered scan of the same
-   columns vs. the naive one-subquery-per-clause SQL (bench/queries.py); medians of 5 runs.
+   columns vs. the naive one-subquery-per-clause SQL (bench/queries.py); medians of 7
+   interleaved rounds.
 3. grpc: `segments serve all` as a subprocess on that data; batch membership of 1,000 ids
    against a snapshot (p50/p99 over 300 calls), streaming the whole audience of All Users,
    and event ingest throughput; the server's peak memory is read from /proc after each.
@@ -60,31 +61,53 @@ async def phase_generate(users: int, events: int) -> dict[str, Any]:
     return {"generate_s": elapsed, "events": int(rows[0][0]), "peak_rss_mb": peak_rss_mb()}
 
 
-async def _median(ch: Any, sql: str, params: dict[str, Any], runs: int = 5) -> tuple[float, int]:
-    await ch.query(sql, params)  # warm-up: page cache and marks
-    times = []
-    result = 0
-    for _ in range(runs):
-        started = time.perf_counter()
-        rows = await ch.query(sql, params)
-        times.append(time.perf_counter() - started)
-        result = int(rows[0][0])
-    return statistics.median(times), result
+async def _interleaved(
+    ch: Any, queries: dict[str, tuple[str, dict[str, Any]]], rounds: int = 7
+) -> dict[str, tuple[float, int]]:
+    """Median time and result of each query, run in turns (one of each per round, after a
+    warm-up round) so that a passing load on the machine weighs on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in queries}
+    results: dict[str, int] = {}
+    for round_ in range(rounds + 1):
+        for name, (sql, params) in queries.items():
+            started = time.perf_counter()
+            rows = await ch.query(sql, params)
+            if round_:
+                times[name].append(time.perf_counter() - started)
+            results[name] = int(rows[0][0])
+    return {name: (statistics.median(times[name]), results[name]) for name in queries}
 
 
 async def phase_queries() -> dict[str, Any]:
     from bench.data import PROJECT
-    from bench.queries import AS_OF, NAIVE_SQL, PLAIN_SCAN_SQL, complex_definition, naive_params
+    from bench.queries import (
+        AS_OF,
+        EVENTS_SCAN_SQL,
+        NAIVE_SQL,
+        PLAIN_SCAN_SQL,
+        complex_definition,
+        naive_params,
+    )
     from services.evaluator.domain.compiler import EvaluationContext, compile_members
 
     ch = await _open()
     compiled = compile_members(complex_definition(), EvaluationContext(PROJECT, AS_OF, "UTC", {}))
-    count_sql = f"SELECT count() FROM ({compiled.sql})"  # noqa: S608
-    plain_s, _ = await _median(ch, PLAIN_SCAN_SQL, {"project": PROJECT, "as_of": AS_OF})
-    compiled_s, compiled_n = await _median(ch, count_sql, compiled.params)
-    naive_s, naive_n = await _median(ch, NAIVE_SQL, naive_params())
+    scan_params = {"project": PROJECT, "as_of": AS_OF}
+    measured = await _interleaved(
+        ch,
+        {
+            "plain": (PLAIN_SCAN_SQL, scan_params),
+            "events": (EVENTS_SCAN_SQL, scan_params),
+            "compiled": (f"SELECT count() FROM ({compiled.sql})", compiled.params),  # noqa: S608
+            "naive": (NAIVE_SQL, naive_params()),
+        },
+    )
+    plain_s, events_s = measured["plain"][0], measured["events"][0]
+    (compiled_s, compiled_n), (naive_s, naive_n) = measured["compiled"], measured["naive"]
     return {
         "plain_scan_s": plain_s,
+        "events_scan_s": events_s,
+        "compiled_vs_events_scan": compiled_s / events_s,
         "compiled_s": compiled_s,
         "naive_s": naive_s,
         "compiled_vs_plain": compiled_s / plain_s,
