@@ -163,7 +163,7 @@ class Server:
 async def _segment(channel: Any) -> str:
     from bench.data import PROJECT
     from bench.queries import complex_definition
-    from libs.model.definition_proto import definition_to_proto
+    from libs.model.definition_to_proto import definition_to_proto
     from segments.v1 import definition_service_pb2 as dpb
     from segments.v1 import definition_service_pb2_grpc as dgrpc
     from segments.v1 import segment_pb2

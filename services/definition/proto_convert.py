@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from google.protobuf import field_mask_pb2
 
 from libs.common.errors import InvalidArgument
-from libs.model.definition_proto import datetime_to_timestamp, definition_to_proto
+from libs.model.definition_proto import datetime_to_timestamp
+from libs.model.definition_to_proto import definition_to_proto
 from segments.v1 import segment_pb2
 from services.definition.domain.segment import (
     Project,

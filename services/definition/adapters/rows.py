@@ -8,7 +8,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from libs.model.definition import Definition
-from libs.model.definition_proto import definition_from_proto, definition_to_proto
+from libs.model.definition_proto import definition_from_proto
+from libs.model.definition_to_proto import definition_to_proto
 from segments.v1 import definition_model_pb2
 from services.definition.domain.segment import (
     Project,
