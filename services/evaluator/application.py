@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import FailedPrecondition, InvalidArgument
+from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from libs.model.definition import (
     CustomListDefinition,
     Definition,
@@ -17,7 +17,12 @@ from libs.model.definition import (
 )
 from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.adapters.profile_store import EventStore, ProfileStore, ProjectLocks
-from services.evaluator.adapters.snapshot_store import SnapshotInfo, SnapshotStore
+from services.evaluator.adapters.snapshot_store import (
+    DEFAULT_CACHED_MEMBERS,
+    DEFAULT_CHECK_TTL,
+    SnapshotInfo,
+    SnapshotStore,
+)
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
@@ -34,14 +39,24 @@ class CountResult:
 
 
 class Evaluator:
-    def __init__(self, ch: ClickHouse, segments: SegmentSource, snapshots_kept: int = 3) -> None:
+    def __init__(
+        self,
+        ch: ClickHouse,
+        segments: SegmentSource,
+        snapshots_kept: int = 3,
+        cached_members: int = DEFAULT_CACHED_MEMBERS,
+        snapshot_check_ttl: float = DEFAULT_CHECK_TTL,
+    ) -> None:
         self.ch = ch
         self.segments = segments
         self.locks = ProjectLocks()
         self.events = EventStore(ch, self.locks)
         self.profiles = ProfileStore(ch, self.locks)
         self.lists = ListStore(ch)
-        self.snapshots = SnapshotStore(ch, snapshots_kept)
+        # membership checks against snapshots use an in-process cache of up to `cached_members`
+        # members, and trust which version is the latest for `snapshot_check_ttl` seconds unless
+        # this process changed it (see snapshot_store)
+        self.snapshots = SnapshotStore(ch, snapshots_kept, cached_members, snapshot_check_ttl)
 
     # -- compiling ----------------------------------------------------------------------
     async def _context(
@@ -139,16 +154,11 @@ class Evaluator:
             raise InvalidArgument.field("user_ids", f"give 1 to {MAX_MEMBERSHIP_IDS} user ids")
         name = parse_segment(segment)
         if not realtime:
-            info: SnapshotInfo | None
+            answer = await self.snapshots.check(name.project, name.name, snapshot_version, user_ids)
+            if answer is not None:
+                return answer
             if snapshot_version:
-                info = await self.snapshots.get(name.project, name.name, snapshot_version)
-            else:
-                info = await self.snapshots.latest(name.project, name.name)
-            if info is not None:
-                found = await self.snapshots.members_in(
-                    name.project, name.name, info.version, user_ids
-                )
-                return found, info.version
+                raise NotFound(f"snapshot version {snapshot_version} of {name.name} not found")
         compiled, _ = await self.compile_saved(segment, None, user_ids=list(user_ids))
         rows = await self.ch.query(compiled.sql, compiled.params)
         return {r[0] for r in rows}, 0
