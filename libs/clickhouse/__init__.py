@@ -4,7 +4,16 @@
 configured, else a clickhouse-connect client over HTTP. Both run the same SQL.
 """
 
+from libs.clickhouse.common import encode_insert
 from libs.clickhouse.factory import open_clickhouse
-from libs.clickhouse.port import ClickHouse, Params, Row, Settings
+from libs.clickhouse.port import ClickHouse, InsertData, Params, Row, Settings
 
-__all__ = ["ClickHouse", "Params", "Row", "Settings", "open_clickhouse"]
+__all__ = [
+    "ClickHouse",
+    "InsertData",
+    "Params",
+    "Row",
+    "Settings",
+    "encode_insert",
+    "open_clickhouse",
+]

@@ -22,14 +22,15 @@ from libs.clickhouse.common import (
     bind,
     check_identifier,
     decode_native,
-    encode_rows,
+    encode_insert,
     insert_statement,
     map_engine_error,
     memory_settings,
     merged_settings,
     render_setting,
+    rows_to_columns,
 )
-from libs.clickhouse.port import Params, Row, Settings
+from libs.clickhouse.port import InsertData, Params, Row, Settings
 
 _FETCH_DONE = object()
 _log = logging.getLogger(__name__)
@@ -256,10 +257,16 @@ class ChdbClickHouse:
         rows: Sequence[Sequence[Any]],
         settings: Settings | None = None,
     ) -> None:
-        if not rows:
-            return
-        statement = insert_statement(table, columns) + "\n" + encode_rows(columns, rows).decode()
-        await self._run(statement, "TabSeparated", None, settings)
+        await self.insert_encoded(
+            table, encode_insert(columns, rows_to_columns(columns, rows)), settings
+        )
+
+    async def insert_encoded(
+        self, table: str, data: InsertData, settings: Settings | None = None
+    ) -> None:
+        if data.row_count:
+            statement = insert_statement(table, data.columns) + "\n" + data.body
+            await self._run(statement, "TabSeparated", None, settings)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.drop_pool, self._database)

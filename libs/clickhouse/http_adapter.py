@@ -16,16 +16,18 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from libs.clickhouse.common import (
+    INSERT_FORMAT,
     check_identifier,
     decode_native,
-    encode_rows,
+    encode_insert,
     map_engine_error,
     memory_settings,
     merged_settings,
     normalise_params,
     normalise_rows,
+    rows_to_columns,
 )
-from libs.clickhouse.port import Params, Row, Settings
+from libs.clickhouse.port import InsertData, Params, Row, Settings
 
 _DONE = object()
 
@@ -150,18 +152,24 @@ class HttpClickHouse:
         rows: Sequence[Sequence[Any]],
         settings: Settings | None = None,
     ) -> None:
-        if not rows:
+        await self.insert_encoded(
+            table, encode_insert(columns, rows_to_columns(columns, rows)), settings
+        )
+
+    async def insert_encoded(
+        self, table: str, data: InsertData, settings: Settings | None = None
+    ) -> None:
+        if not data.row_count:
             return
-        body = encode_rows(columns, rows)
         merged = merged_settings(self._base, settings)
         try:
             await asyncio.to_thread(
                 self._client.raw_insert,
                 check_identifier(table),
-                [check_identifier(c) for c in columns],
-                insert_block=body,
+                [check_identifier(c) for c in data.columns],
+                insert_block=data.body.encode(),
                 settings=merged,
-                fmt="JSONEachRow",
+                fmt=INSERT_FORMAT,
             )
         except Exception as exc:
             raise _map(exc) from exc

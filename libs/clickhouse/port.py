@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: One result row, columns in SELECT order. Strings are `str`, integers `int`, DateTime64 values
@@ -13,6 +14,15 @@ Row = tuple[Any, ...]
 Params = Mapping[str, Any]
 #: ClickHouse settings for one statement (names are engine setting names).
 Settings = Mapping[str, int | float | str]
+
+
+@dataclass(frozen=True)
+class InsertData:
+    """Rows encoded for an INSERT: the column names and the data part, in `INSERT_FORMAT`."""
+
+    columns: tuple[str, ...]
+    body: str
+    row_count: int
 
 
 class ClickHouse(Protocol):
@@ -52,6 +62,13 @@ class ClickHouse(Protocol):
         settings: Settings | None = None,
     ) -> None:
         """Inserts rows (values in `columns` order) into a table of the current database."""
+        ...
+
+    async def insert_encoded(
+        self, table: str, data: InsertData, settings: Settings | None = None
+    ) -> None:
+        """Inserts rows encoded beforehand with `libs.clickhouse.encode_insert` (so that the
+        encoding can run while something else is waiting on the engine)."""
         ...
 
     async def close(self) -> None: ...

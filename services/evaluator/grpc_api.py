@@ -3,6 +3,7 @@ the shared interceptor)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -35,17 +36,18 @@ from services.evaluator.domain.names import (
 from services.evaluator.domain.records import (
     CHANNELS,
     ChannelState,
-    Event,
+    EventBatch,
     Profile,
     RowError,
-    event_problems,
     profile_problems,
 )
+from services.evaluator.event_messages import valid_events
 from services.evaluator.uploads import upload_custom_list
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH = 10_000
-MAX_ERRORS = 1000
+#: events validated between two steps of the batch being stored
+DECODE_SLICE = 500
 
 
 def _as_of(msg: Any, field: str = "as_of") -> datetime | None:
@@ -96,6 +98,12 @@ def _profile_from_pb(msg: pb.Profile, path: str) -> Profile:
     )  # fmt: skip
 
 
+def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None:
+    accepted, duplicates = counts
+    out.accepted_count += accepted
+    out.duplicate_count += duplicates
+
+
 class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
     def __init__(self, evaluator: Evaluator) -> None:
         self.ev = evaluator
@@ -103,39 +111,45 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
     async def IngestEvents(
         self, request_iterator: AsyncIterator[pb.IngestEventsRequest], context: Ctx
     ) -> pb.IngestEventsResponse:
+        """Validates each message's events while the previous message's are being stored: at
+        most one batch is in flight, and batches are stored in the order they arrive."""
         out = pb.IngestEventsResponse()
         index = 0
         project: str | None = None
-        async for request in request_iterator:
-            parent = parse_project(request.parent)
-            if project is not None and parent != project:
-                raise InvalidArgument.field("parent", "must be the same in every message")
-            project = parent
-            if len(request.events) > MAX_BATCH:
-                raise InvalidArgument.field("events", f"at most {MAX_BATCH} per message")
-            good: list[Event] = []
-            for msg in request.events:
-                try:
-                    props = map_items(msg.properties.items(), "properties")
-                    problems = []
-                except InvalidArgument as exc:
-                    props, problems = {}, [(v.field, v.description) for v in exc.violations]
-                event = Event(msg.event_id, msg.user_id, msg.event_name,
-                              _as_of(msg, "event_time"), props)  # fmt: skip
-                problems += event_problems(event)
-                if problems:
-                    out.rejected_count += 1
-                    for field, description in problems:
-                        if len(out.errors) < MAX_ERRORS:
-                            out.errors.append(pb.RowError(index=index, field=field,
-                                                          description=description))  # fmt: skip
-                else:
-                    good.append(event)
-                index += 1
-            if good:
-                accepted, duplicates = await self.ev.events.add_events(parent, good)
-                out.accepted_count += accepted
-                out.duplicate_count += duplicates
+        storing: asyncio.Task[tuple[int, int]] | None = None
+        try:
+            async for request in request_iterator:
+                parent = parse_project(request.parent)
+                if project is not None and parent != project:
+                    raise InvalidArgument.field("parent", "must be the same in every message")
+                project = parent
+                if len(request.events) > MAX_BATCH:
+                    raise InvalidArgument.field("events", f"at most {MAX_BATCH} per message")
+                good = EventBatch()
+                for start in range(0, len(request.events), DECODE_SLICE):
+                    if start:
+                        await asyncio.sleep(0)  # let the batch in flight take its next step
+                    sliced = request.events[start : start + DECODE_SLICE]
+                    valid_events(sliced, index + start, out, good)
+                index += len(request.events)
+                prepared = None
+                if good:
+                    # in a worker thread, so that the batch in flight moves on as soon as the
+                    # engine answers rather than after the whole encoding
+                    prepared = await asyncio.to_thread(self.ev.events.prepare, parent, good)
+                if storing is not None:
+                    _count_stored(out, await storing)
+                    storing = None
+                if prepared is not None:
+                    storing = asyncio.create_task(self.ev.events.add_prepared(prepared))
+            if storing is not None:
+                _count_stored(out, await storing)
+                storing = None
+        finally:
+            if storing is not None:
+                # A later message failed (or the call ended): the batch in flight still finishes,
+                # holding the project's lock until it has; its own failure is the one reported.
+                await asyncio.shield(storing)
         return out
 
     async def UpsertProfiles(

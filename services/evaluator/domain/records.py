@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from libs.model.definition import Scalar
 from services.evaluator.domain.names import check_user_id
@@ -21,6 +22,7 @@ _PROPERTY = re.compile(r"[A-Za-z0-9 _\-.:$]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,64 @@ class Event:
     event_name: str
     event_time: datetime | None
     properties: Mapping[str, Scalar] = field(default_factory=dict)
+
+
+def _pick(column: list[T], indexes: Sequence[int]) -> list[T]:
+    return [column[i] for i in indexes]
+
+
+@dataclass
+class EventBatch:
+    """Valid events of one batch, column by column, properties split by type as they are stored.
+
+    Columns keep the garbage collector's work flat: an object per event held while batches are
+    in flight makes full collections frequent and slow.
+    """
+
+    event_ids: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    event_names: list[str] = field(default_factory=list)
+    event_times: list[datetime] = field(default_factory=list)
+    str_props: list[dict[str, str]] = field(default_factory=list)
+    num_props: list[dict[str, float]] = field(default_factory=list)
+    bool_props: list[dict[str, bool]] = field(default_factory=list)
+    time_props: list[dict[str, datetime]] = field(default_factory=list)
+    #: the index of each user's earliest event in the batch (when the batch makes them a user)
+    first_seen: dict[str, int] = field(default_factory=dict)
+
+    def append(self, event: Event) -> None:
+        when = event.event_time
+        assert when is not None
+        self.event_ids.append(event.event_id)
+        self.user_ids.append(event.user_id)
+        self.event_names.append(event.event_name)
+        self.event_times.append(when)
+        strs, nums, bools, times = typed_maps(event.properties)
+        self.str_props.append(strs)
+        self.num_props.append(nums)
+        self.bool_props.append(bools)
+        self.time_props.append(times)
+        seen = self.first_seen.get(event.user_id)
+        if seen is None or when < self.event_times[seen]:
+            self.first_seen[event.user_id] = len(self.event_times) - 1
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+    def select(self, indexes: Sequence[int]) -> EventBatch:
+        """The events at `indexes`, in that order."""
+        picked = EventBatch(
+            _pick(self.event_ids, indexes), _pick(self.user_ids, indexes),
+            _pick(self.event_names, indexes), _pick(self.event_times, indexes),
+            _pick(self.str_props, indexes), _pick(self.num_props, indexes),
+            _pick(self.bool_props, indexes), _pick(self.time_props, indexes),
+        )  # fmt: skip
+        times = picked.event_times
+        for index, user_id in enumerate(picked.user_ids):
+            seen = picked.first_seen.get(user_id)
+            if seen is None or times[index] < times[seen]:
+                picked.first_seen[user_id] = index
+        return picked
 
 
 @dataclass(frozen=True)
@@ -69,18 +129,28 @@ class TypedProps:
     time_props: dict[str, datetime] = field(default_factory=dict)
 
 
-def split_properties(properties: Mapping[str, Scalar]) -> TypedProps:
-    typed = TypedProps()
+def typed_maps(
+    properties: Mapping[str, Scalar],
+) -> tuple[dict[str, str], dict[str, float], dict[str, bool], dict[str, datetime]]:
+    """Properties split into the map of their ingested type: (str, num, bool, time)."""
+    strs: dict[str, str] = {}
+    nums: dict[str, float] = {}
+    bools: dict[str, bool] = {}
+    times: dict[str, datetime] = {}
     for key, value in properties.items():
         if isinstance(value, bool):
-            typed.bool_props[key] = value
+            bools[key] = value
         elif isinstance(value, int | float):
-            typed.num_props[key] = float(value)
+            nums[key] = float(value)
         elif isinstance(value, datetime):
-            typed.time_props[key] = value.astimezone(UTC)
+            times[key] = value.astimezone(UTC)
         else:
-            typed.str_props[key] = str(value)
-    return typed
+            strs[key] = str(value)
+    return strs, nums, bools, times
+
+
+def split_properties(properties: Mapping[str, Scalar]) -> TypedProps:
+    return TypedProps(*typed_maps(properties))
 
 
 def check_time(value: datetime | None) -> str | None:

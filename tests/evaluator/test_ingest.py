@@ -1,0 +1,228 @@
+"""Event ingest through the servicer, on both ClickHouse adapters: validation errors with their
+stream index, idempotence, typed storage, pipelined batches, and the columnar insert encoding."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from clickhouse_connect.driver.binding import format_bind_value
+from google.protobuf import timestamp_pb2
+
+from libs.clickhouse import encode_insert
+from libs.clickhouse.common import format_strings
+from libs.clickhouse.port import ClickHouse
+from libs.common.errors import InvalidArgument
+from libs.model.definition_proto import datetime_to_timestamp
+from segments.v1 import evaluator_service_pb2 as pb
+from services.evaluator.adapters.profile_store import EventStore, ProjectLocks
+from services.evaluator.application import Evaluator
+from services.evaluator.domain.records import Event, EventBatch
+from services.evaluator.grpc_api import EvaluatorServicer
+
+from .support import StaticSegments, event, stream
+from .test_clickhouse_adapters import HOSTILE
+
+P = "projects/p1"
+T0 = datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+CTX: Any = None
+_EVENT_COLUMNS = ["project", "event_name", "user_id", "event_time", "event_id",
+                  "str_props", "num_props", "bool_props", "time_props"]  # fmt: skip
+
+
+@pytest.fixture
+def api(ch: ClickHouse) -> EvaluatorServicer:
+    return EvaluatorServicer(Evaluator(ch, StaticSegments()))
+
+
+async def ingest(api: EvaluatorServicer, *batches: Sequence[pb.Event]) -> pb.IngestEventsResponse:
+    requests = [pb.IngestEventsRequest(parent=P, events=list(b)) for b in batches]
+    return await api.IngestEvents(stream(requests), CTX)
+
+
+async def stored(ch: ClickHouse) -> list[tuple[Any, ...]]:
+    return await ch.query(
+        "SELECT event_id, user_id, event_name, event_time, str_props, num_props, bool_props, "
+        "time_props FROM events WHERE project = 'p1' ORDER BY event_id"
+    )
+
+
+async def test_errors_carry_their_index_in_the_whole_stream(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    good = [event(f"e{i}", f"u{i}", "Buy", T0) for i in range(9)]
+    first = [good[0], event("", "u", "Buy", T0), good[1]]
+    second = [good[2], good[3], pb.Event(event_id="x", user_id="u", event_name="Buy")]
+    third = [event("y", "", "Buy", T0), *good[4:9], event("z", "u", " ", T0)]
+    got = await ingest(api, first, second, third)
+    assert (got.accepted_count, got.duplicate_count, got.rejected_count) == (9, 0, 4)
+    assert [(e.index, e.field) for e in got.errors] == [
+        (1, "event_id"), (5, "event_time"), (6, "user_id"), (12, "event_name"),
+    ]  # fmt: skip
+    assert [r[0] for r in await stored(ch)] == sorted(f"e{i}" for i in range(9))
+
+
+async def test_a_repeated_id_is_stored_once_and_counted_as_a_duplicate(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    later = T0 + timedelta(hours=1)
+    batch = [event("e1", "u1", "Buy", T0), event("e1", "u1", "Refund", later),
+             event("e2", "u2", "Buy", later), event("e2", "u2", "Buy", later)]  # fmt: skip
+    got = await ingest(api, batch, [event("e1", "u1", "Buy", T0), event("e3", "u3", "Buy", T0)])
+    assert (got.accepted_count, got.duplicate_count) == (3, 3)
+    rows = await stored(ch)
+    assert [(r[0], r[2]) for r in rows] == [("e1", "Buy"), ("e2", "Buy"), ("e3", "Buy")]
+    again = await ingest(api, batch)
+    assert (again.accepted_count, again.duplicate_count) == (0, 4)
+    assert len(await stored(ch)) == 3
+
+
+async def test_users_are_seen_at_their_earliest_event_of_the_batch(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    later = T0 + timedelta(hours=1)
+    await ingest(api, [event("e1", "u1", "Buy", later), event("e2", "u1", "Buy", T0),
+                       event("e3", "u2", "Buy", later)])  # fmt: skip
+    rows = await ch.query(
+        "SELECT user_id, min(seen_at) FROM users WHERE project = 'p1' GROUP BY user_id "
+        "ORDER BY user_id"
+    )
+    assert rows == [("u1", T0), ("u2", later)]
+
+
+async def test_properties_are_stored_in_the_map_of_their_type(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    when = datetime(2030, 1, 2, 3, 4, 5, 678999, tzinfo=UTC)
+    msg = event("e1", HOSTILE[7], HOSTILE[3], T0, label="ünïcødé 😀", amount=-1.5, vip=True)
+    msg.properties["since"].time_value.CopyFrom(datetime_to_timestamp(when))
+    msg.properties["note: $x"].string_value = "it's \\ tab\tnew\nline"
+    got = await ingest(api, [msg, event("e2", "u", "Empty", T0)])
+    assert got.accepted_count == 2
+    rows = await stored(ch)
+    assert rows[0] == (
+        "e1", HOSTILE[7], HOSTILE[3], T0,
+        {"label": "ünïcødé 😀", "note: $x": "it's \\ tab\tnew\nline"}, {"amount": -1.5}, {"vip": 1},
+        {"since": when.replace(microsecond=678000)},  # DateTime64(3) keeps milliseconds
+    )  # fmt: skip
+    assert rows[1][4:] == ({}, {}, {}, {})
+
+
+async def test_values_a_timestamp_or_value_cannot_hold_are_event_errors(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    far = pb.Event(event_id="far", user_id="u", event_name="Buy",
+                   event_time=timestamp_pb2.Timestamp(seconds=10**12))  # fmt: skip
+    bad_nanos = pb.Event(event_id="nanos", user_id="u", event_name="Buy",
+                         event_time=timestamp_pb2.Timestamp(seconds=1, nanos=-1))  # fmt: skip
+    early = event("early", "u", "Buy", datetime(1960, 1, 1, tzinfo=UTC))
+    unset = event("unset", "u", "Buy", T0)
+    unset.properties["empty"].SetInParent()
+    inf = event("inf", "u", "Buy", T0, big=math.inf)
+    nan = event("nan", "u", "Buy", T0, odd=math.nan)
+    prop_time = event("ptime", "u", "Buy", T0)
+    prop_time.properties["at"].time_value.seconds = -(10**13)
+    got = await ingest(api, [far, bad_nanos, early, unset, inf, nan, prop_time,
+                             event("ok", "u", "Buy", T0)])  # fmt: skip
+    assert (got.accepted_count, got.rejected_count) == (1, 7)
+    assert [(e.index, e.field) for e in got.errors] == [
+        (0, "event_time"), (1, "event_time"), (2, "event_time"), (3, "properties['empty']"),
+        (4, "properties['big']"), (5, "properties['odd']"), (6, "properties['at']"),
+    ]  # fmt: skip
+    assert [r[0] for r in await stored(ch)] == ["ok"]
+
+
+async def test_a_failing_message_still_lets_the_batch_before_it_finish(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    requests = [
+        pb.IngestEventsRequest(parent=P, events=[event("e1", "u1", "Buy", T0)]),
+        pb.IngestEventsRequest(parent="projects/other", events=[event("e2", "u2", "Buy", T0)]),
+    ]
+    with pytest.raises(InvalidArgument):
+        await api.IngestEvents(stream(requests), CTX)
+    assert [r[0] for r in await stored(ch)] == ["e1"]
+
+
+async def test_events_stored_while_the_next_message_is_read(ch: ClickHouse) -> None:
+    """Many batches through one stream: each is stored once, in order, whatever overlaps."""
+    api = EvaluatorServicer(Evaluator(ch, StaticSegments()))
+    batches = [[event(f"b{b}-{k}", f"u{k % 7}", "Buy", T0 + timedelta(seconds=b))
+                for k in range(50)] + [event(f"b{max(b - 1, 0)}-0", "u0", "Buy", T0)]
+               for b in range(12)]  # fmt: skip
+    got = await ingest(api, *batches)
+    assert (got.accepted_count, got.duplicate_count, got.rejected_count) == (600, 12, 0)
+    assert len(await stored(ch)) == 600
+
+
+async def test_store_prepares_batches_apart_from_the_engine(ch: ClickHouse) -> None:
+    store = EventStore(ch, ProjectLocks())
+    batch = EventBatch()
+    for i, user in enumerate(["a", "b", "a"]):
+        batch.append(Event(f"e{i}", user, "Buy", T0 - timedelta(minutes=i), {"n": float(i)}))
+    batch.append(Event("e0", "c", "Buy", T0, {}))
+    prepared = store.prepare("p1", batch)
+    assert (len(prepared.batch), prepared.received, prepared.users.row_count) == (3, 4, 2)
+    assert await store.add_prepared(prepared) == (3, 1)
+    assert await store.add_events("p1", batch.select([3, 1])) == (0, 2)
+    rows = await ch.query("SELECT user_id, min(seen_at) FROM users GROUP BY user_id ORDER BY 1")
+    assert rows == [("a", T0 - timedelta(minutes=2)), ("b", T0 - timedelta(minutes=1))]
+
+
+async def test_encoded_inserts_round_trip_hostile_values(ch: ClickHouse) -> None:
+    when = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    other_zone = when.astimezone(ZoneInfo("Asia/Kolkata"))
+    n = len(HOSTILE)
+    data = encode_insert(
+        _EVENT_COLUMNS,
+        [["p"] * n, HOSTILE, HOSTILE[::-1], [when] * (n - 1) + [other_zone],
+         [f"e{i}" for i in range(n)], [{v: v} for v in HOSTILE],
+         [{"x": float(i)} for i in range(n)], [{"b": i % 2 == 0} for i in range(n)],
+         [{} for _ in range(n - 1)] + [{"t": when}]],
+    )  # fmt: skip
+    await ch.insert_encoded("events", data)
+    rows = await ch.query(
+        "SELECT event_name, user_id, event_time, str_props, num_props, bool_props, time_props "
+        "FROM events WHERE project = 'p' ORDER BY event_id"
+    )
+    millis = when.replace(microsecond=123000)
+    expected = [
+        (HOSTILE[i], HOSTILE[::-1][i], millis, {HOSTILE[i]: HOSTILE[i]}, {"x": float(i)},
+         {"b": int(i % 2 == 0)}, {"t": millis} if i == n - 1 else {})
+        for i in range(n)
+    ]  # fmt: skip
+    assert sorted(rows) == sorted(expected)
+
+
+async def test_insert_encoding_refuses_what_it_cannot_spell(ch: ClickHouse) -> None:
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(InvalidArgument, match="finite"):
+            encode_insert(["project", "event_id", "num_props"], [["p"], ["e"], [{"x": bad}]])
+    with pytest.raises(InvalidArgument, match="timezone"):
+        encode_insert(["event_time"], [[datetime(2024, 1, 1)]])
+    with pytest.raises(InvalidArgument, match="identifier"):
+        encode_insert(["event id"], [["e"]])
+    empty = encode_insert(["project", "event_id"], [[], []])
+    assert empty.row_count == 0
+    await ch.insert_encoded("event_ids", empty)  # nothing to send
+    assert await ch.query("SELECT count() FROM event_ids") == [(0,)]
+
+
+def test_bound_strings_match_clickhouse_connect() -> None:
+    for value in HOSTILE:
+        assert format_strings(value) == format_bind_value(value)
+    assert format_strings(HOSTILE) == format_bind_value(HOSTILE)
+
+
+async def test_large_messages_keep_indexes_across_validation_slices(
+    api: EvaluatorServicer,
+) -> None:
+    big = [event(f"e{i}", f"u{i}", "Buy", T0) for i in range(1200)]
+    big[1100] = event("", "u", "Buy", T0)
+    got = await ingest(api, [event("first", "u", "Buy", T0)], big)
+    assert (got.accepted_count, got.rejected_count) == (1200, 1)
+    assert [(e.index, e.field) for e in got.errors] == [(1101, "event_id")]
