@@ -118,10 +118,9 @@ class EventStore:
                 keep = [i for i, event_id in enumerate(batch.event_ids) if event_id not in stored]
                 prepared = self.prepare(project, batch.select(keep))
             if len(prepared.batch):
-                await asyncio.gather(
-                    self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT),
-                    self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT),
-                )
+                # one statement at a time: run side by side they only contend for the cores
+                await self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT)
+                await self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT)
                 await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
         accepted = len(prepared.batch)
         return accepted, received - accepted
