@@ -15,8 +15,10 @@ from libs.model.definition import (
     PartnerDefinition,
     definition_references,
 )
+from services.evaluator.adapters.event_store import EventStore
 from services.evaluator.adapters.list_store import ListStore
-from services.evaluator.adapters.profile_store import EventStore, ProfileStore, ProjectLocks
+from services.evaluator.adapters.profile_store import ProfileStore
+from services.evaluator.adapters.project_locks import ProjectLocks
 from services.evaluator.adapters.snapshot_store import (
     DEFAULT_CACHED_MEMBERS,
     DEFAULT_CHECK_TTL,

@@ -19,7 +19,8 @@ from libs.clickhouse.port import ClickHouse
 from libs.common.errors import InvalidArgument
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import evaluator_service_pb2 as pb
-from services.evaluator.adapters.profile_store import EventStore, ProjectLocks
+from services.evaluator.adapters.event_store import EventStore
+from services.evaluator.adapters.project_locks import ProjectLocks
 from services.evaluator.application import Evaluator
 from services.evaluator.domain.records import Event, EventBatch
 from services.evaluator.grpc_api import EvaluatorServicer
