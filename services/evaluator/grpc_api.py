@@ -48,6 +48,8 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH = 10_000
 #: events validated between two steps of the batch being stored
 DECODE_SLICE = 500
+#: Events gathered from the messages that arrive while a batch is stored, stored together next.
+COALESCE_EVENTS = 50_000
 
 
 def _as_of(msg: Any, field: str = "as_of") -> datetime | None:
@@ -111,12 +113,28 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
     async def IngestEvents(
         self, request_iterator: AsyncIterator[pb.IngestEventsRequest], context: Ctx
     ) -> pb.IngestEventsResponse:
-        """Validates each message's events while the previous message's are being stored: at
-        most one batch is in flight, and batches are stored in the order they arrive."""
+        """Validates messages while the previous batch is being stored: at most one batch is in
+        flight, and the messages that arrive meanwhile are stored together as the next batch
+        (up to COALESCE_EVENTS events), in the order they arrived."""
         out = pb.IngestEventsResponse()
         index = 0
         project: str | None = None
+        pending = EventBatch()
         storing: asyncio.Task[tuple[int, int]] | None = None
+
+        async def store_pending(wait: bool) -> None:
+            nonlocal storing, pending
+            if storing is not None:
+                if not wait and not storing.done() and len(pending) < COALESCE_EVENTS:
+                    return  # keep gathering while the batch in flight is stored
+                _count_stored(out, await storing)
+                storing = None
+            if pending and project is not None:
+                # in a worker thread, so that the event loop keeps reading messages
+                prepared = await asyncio.to_thread(self.ev.events.prepare, project, pending)
+                pending = EventBatch()
+                storing = asyncio.create_task(self.ev.events.add_prepared(prepared))
+
         try:
             async for request in request_iterator:
                 parent = parse_project(request.parent)
@@ -125,26 +143,15 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
                 project = parent
                 if len(request.events) > MAX_BATCH:
                     raise InvalidArgument.field("events", f"at most {MAX_BATCH} per message")
-                good = EventBatch()
                 for start in range(0, len(request.events), DECODE_SLICE):
                     if start:
                         await asyncio.sleep(0)  # let the batch in flight take its next step
                     sliced = request.events[start : start + DECODE_SLICE]
-                    valid_events(sliced, index + start, out, good)
+                    valid_events(sliced, index + start, out, pending)
                 index += len(request.events)
-                prepared = None
-                if good:
-                    # in a worker thread, so that the batch in flight moves on as soon as the
-                    # engine answers rather than after the whole encoding
-                    prepared = await asyncio.to_thread(self.ev.events.prepare, parent, good)
-                if storing is not None:
-                    _count_stored(out, await storing)
-                    storing = None
-                if prepared is not None:
-                    storing = asyncio.create_task(self.ev.events.add_prepared(prepared))
-            if storing is not None:
-                _count_stored(out, await storing)
-                storing = None
+                await store_pending(wait=False)
+            await store_pending(wait=True)
+            await store_pending(wait=True)
         finally:
             if storing is not None:
                 # A later message failed (or the call ended): the batch in flight still finishes,

@@ -160,6 +160,25 @@ async def test_events_stored_while_the_next_message_is_read(ch: ClickHouse) -> N
     assert len(await stored(ch)) == 600
 
 
+@pytest.mark.parametrize("cap", [1, 60, 50_000])
+async def test_messages_gathered_while_a_batch_is_stored_keep_counts_and_indexes(
+    ch: ClickHouse, monkeypatch: pytest.MonkeyPatch, cap: int
+) -> None:
+    """Messages that arrive while a batch is stored are stored together (up to the cap):
+    whatever the grouping, every event is stored once and errors keep their stream index."""
+    import services.evaluator.grpc_api as grpc_api
+
+    monkeypatch.setattr(grpc_api, "COALESCE_EVENTS", cap)
+    api = EvaluatorServicer(Evaluator(ch, StaticSegments()))
+    batches = [[event(f"c{b}-{k}", f"u{k}", "Buy", T0) for k in range(20)] for b in range(15)]
+    batches[7][3] = event("", "u", "Buy", T0)  # stream index 7 * 20 + 3
+    batches[9].append(event("c2-0", "u0", "Buy", T0))  # a repeat of an earlier message's id
+    got = await ingest(api, *batches)
+    assert (got.accepted_count, got.duplicate_count, got.rejected_count) == (299, 1, 1)
+    assert [(e.index, e.field) for e in got.errors] == [(143, "event_id")]
+    assert len(await stored(ch)) == 299
+
+
 async def test_store_prepares_batches_apart_from_the_engine(ch: ClickHouse) -> None:
     store = EventStore(ch, ProjectLocks())
     batch = EventBatch()
