@@ -17,9 +17,7 @@ from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
     definition_from_proto,
-    map_items,
     timestamp_to_datetime,
-    value_to_proto,
 )
 from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
@@ -34,14 +32,13 @@ from services.evaluator.domain.names import (
     snapshot_name,
 )
 from services.evaluator.domain.records import (
-    CHANNELS,
-    ChannelState,
     EventBatch,
     Profile,
     RowError,
     profile_problems,
 )
 from services.evaluator.event_messages import valid_events
+from services.evaluator.profile_messages import audience_member, profile_from_pb, profile_to_pb
 from services.evaluator.uploads import upload_custom_list
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -68,36 +65,6 @@ def _snapshot(segment: str, info: SnapshotInfo) -> pb.Snapshot:
         user_count=info.user_count,
         create_time=datetime_to_timestamp(info.create_time),
     )
-
-
-def _profile_to_pb(project: str, p: Profile) -> pb.Profile:
-    return pb.Profile(
-        name=f"projects/{project}/profiles/{p.user_id}",
-        user_id=p.user_id, email=p.email, phone=p.phone, display_name=p.display_name,
-        test_user=p.test_user, blocked=p.blocked,
-        channels=[
-            pb.ChannelState(channel=pb.Channel.Value(f"CHANNEL_{c}"), address=s.address,
-                            unsubscribed=s.unsubscribed, blocked=s.blocked)
-            for c, s in p.channels.items()
-        ],
-        properties={k: value_to_proto(v) for k, v in p.properties.items()},
-        update_time=datetime_to_timestamp(p.update_time) if p.update_time else None,
-    )  # fmt: skip
-
-
-def _profile_from_pb(msg: pb.Profile, path: str) -> Profile:
-    channels: dict[str, ChannelState] = {}
-    for i, c in enumerate(msg.channels):
-        name = pb.Channel.Name(c.channel).removeprefix("CHANNEL_")
-        if name not in CHANNELS:
-            raise InvalidArgument.field(f"{path}.channels[{i}].channel", "must be set")
-        channels[name] = ChannelState(c.address, c.unsubscribed, c.blocked)
-    return Profile(
-        user_id=msg.user_id, email=msg.email.strip(), phone=msg.phone.strip(),
-        display_name=msg.display_name, test_user=msg.test_user, blocked=msg.blocked,
-        channels=channels, properties=map_items(msg.properties.items(), f"{path}.properties"),
-        update_time=_as_of(msg, "update_time"),
-    )  # fmt: skip
 
 
 def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None:
@@ -169,7 +136,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         good: list[Profile] = []
         for i, msg in enumerate(request.profiles):
             try:
-                profile = _profile_from_pb(msg, f"profiles[{i}]")
+                profile = profile_from_pb(msg, f"profiles[{i}]")
             except InvalidArgument as exc:
                 out.errors.extend(pb.RowError(index=i, field=v.field, description=v.description)
                                   for v in exc.violations)  # fmt: skip
@@ -189,7 +156,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         found = await self.ev.profiles.get_many(project, [user_id])
         if user_id not in found:
             raise NotFound(f"profile {request.name} not found")
-        return _profile_to_pb(project, found[user_id])
+        return profile_to_pb(project, found[user_id])
 
     async def SetTestUsers(
         self, request: pb.SetTestUsersRequest, context: Ctx
@@ -310,7 +277,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
             if fields:
                 profiles = await self.ev.profiles.get_many(project, ids)
                 for user_id in ids:
-                    out.members.append(_member(user_id, profiles.get(user_id), fields))
+                    out.members.append(audience_member(user_id, profiles.get(user_id), fields))
             yield out
 
     async def CheckMembership(
@@ -395,18 +362,3 @@ def _str_token(token: str) -> str:
         return base64.urlsafe_b64decode(token.encode()).decode()
     except ValueError as exc:
         raise InvalidArgument.field("page_token", "not a token from a previous page") from exc
-
-
-def _member(user_id: str, profile: Profile | None, fields: list[str]) -> pb.AudienceMember:
-    member = pb.AudienceMember(user_id=user_id)
-    if profile is None:
-        return member
-    builtin = {"user_id": profile.user_id, "email": profile.email, "phone": profile.phone,
-               "display_name": profile.display_name}  # fmt: skip
-    for f in fields:
-        if f in builtin:
-            if builtin[f]:
-                member.fields[f].CopyFrom(value_to_proto(builtin[f]))
-        elif f in profile.properties:
-            member.fields[f].CopyFrom(value_to_proto(profile.properties[f]))
-    return member
