@@ -44,6 +44,7 @@ from services.evaluator.domain.compiler_predicates import (
     PropertyPredicates,
     and_all,
     duration_ms,
+    or_all,
     time_compare,
     to_ms,
 )
@@ -90,28 +91,29 @@ class EventScan:
     as_of: datetime
     time_zone: str
     select: list[str] = field(default_factory=list)
-    names: dict[str, None] = field(default_factory=dict)
-    lower_bounds: list[datetime | None] = field(default_factory=list)
+    #: each event name read, with the earliest time each of its uses needs (None: all history)
+    names: dict[str, list[datetime | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._props = PropertyPredicates(self.params, "", self.as_of, self.time_zone)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _matches(self, spec: EventSpec) -> str:
-        self.names[spec.event_name] = None
+    def _matches(self, spec: EventSpec, since: datetime | None) -> str:
+        """The condition of one use of an event spec that needs its events from `since` on."""
+        self.names.setdefault(spec.event_name, []).append(since)
         name = f"event_name = {self.params.string(spec.event_name)}"
         return and_all([name, *(self._props.filter(f) for f in spec.filters)])
 
-    def _window(self, window: TimeWindow, *, needs_history: bool = False) -> str:
+    def _window(self, window: TimeWindow) -> tuple[str, datetime | None]:
+        """The window's condition on event_time, and its start (None: unbounded)."""
         bounds: Bounds = resolve(window, self.as_of, self.time_zone)
-        self.lower_bounds.append(None if needs_history else bounds.start)
         parts = []
         if bounds.start is not None:
             parts.append(time_compare("event_time", ">=", bounds.start, self.params))
         if bounds.end is not None:
             parts.append(time_compare("event_time", "<", bounds.end, self.params))
-        return and_all(parts)
+        return and_all(parts), bounds.start
 
     def _add(self, alias: str, expr: str) -> str:
         self.select.append(f"{expr} AS {alias}")
@@ -123,20 +125,21 @@ class EventScan:
         prefix = self.params.alias("c")
         match clause:
             case DidEvent(event=event, window=window, aggregate=aggregate):
-                condition = and_all([self._matches(event), self._window(window)])
+                in_window, since = self._window(window)
+                condition = and_all([self._matches(event, since), in_window])
                 if aggregate is None:
                     count = self._add(f"{prefix}_n", f"countIf({condition})")
                     return Clause(self._add(prefix, f"{count} > 0"), empty_value=False)
                 return self._aggregate(prefix, condition, aggregate)
             case DidNotEvent(event=event, window=window):
-                condition = and_all([self._matches(event), self._window(window)])
+                in_window, since = self._window(window)
+                condition = and_all([self._matches(event, since), in_window])
                 return Clause(self._add(prefix, f"countIf({condition}) = 0"), empty_value=True)
             case Inaction():
                 return self._inaction(prefix, clause)
             case FirstTime(event=event, window=window):
-                matches = self._matches(event)
+                matches = self._matches(event, None)  # the first ever: all history
                 bounds = resolve(window, self.as_of, self.time_zone)
-                self.lower_bounds.append(None)
                 first = self._add(f"{prefix}_f", f"minIf(event_time, {matches})")
                 count = self._add(f"{prefix}_n", f"countIf({matches})")
                 checks = [f"{count} > 0"]
@@ -193,10 +196,10 @@ class EventScan:
         return f"{value} {symbol} {self.params.number(values[0])}"
 
     def _inaction(self, prefix: str, clause: Inaction) -> Clause:
-        window = self._window(clause.window)
-        did = and_all([self._matches(clause.did), window])
+        window, since = self._window(clause.window)
+        did = and_all([self._matches(clause.did, since), window])
         if clause.within is None:
-            did_not = and_all([self._matches(clause.did_not), window])
+            did_not = and_all([self._matches(clause.did_not, since), window])
             test = f"countIf({did}) > 0 AND countIf({did_not}) = 0"
             return Clause(self._add(prefix, test), empty_value=False)
         # An A counts only once its T has elapsed: t_A + T <= as_of. B events need not be in
@@ -204,7 +207,9 @@ class EventScan:
         within = duration_ms(clause.within)
         latest = self.params.integer(to_ms(self.as_of, "floor") - within)
         starts = self._add(f"{prefix}_a", f"groupArrayIf({_TS}, {did} AND {_TS} <= {latest})")
-        stops = self._add(f"{prefix}_b", f"groupArrayIf({_TS}, {self._matches(clause.did_not)})")
+        # a B only matters after an A, so not before the window's start either
+        stopped = self._matches(clause.did_not, since)
+        stops = self._add(f"{prefix}_b", f"groupArrayIf({_TS}, {stopped})")
         span = self.params.integer(within)
         test = (
             f"arrayExists(_a -> NOT arrayExists(_b -> _b > _a AND _b <= _a + {span}, {stops}), "
@@ -221,12 +226,12 @@ class EventScan:
         """
         if not clause.steps:
             return Clause(FALSE, empty_value=False)
-        window = self._window(clause.window)
+        window, since = self._window(clause.window)
         reach = ""
         for index, step in enumerate(clause.steps):
             times = self._add(
                 f"{prefix}_s{index}",
-                f"groupArrayIf({_TS}, {and_all([self._matches(step), window])})",
+                f"groupArrayIf({_TS}, {and_all([self._matches(step, since), window])})",
             )
             if index == 0:
                 reach = times
@@ -247,6 +252,25 @@ class EventScan:
 
     # --- the query --------------------------------------------------------------------------
 
+    def _earliest_needed(self) -> str:
+        """Rows older than every use of their event name needs are skipped: one bound for all
+        names when they share it, else a bound per name (names needing all history unbounded)."""
+        since = {
+            name: None if None in uses else min(u for u in uses if u is not None)
+            for name, uses in self.names.items()
+        }
+        bounds = set(since.values())
+        if len(bounds) == 1:
+            (only,) = bounds
+            return TRUE if only is None else time_compare("event_time", ">=", only, self.params)
+        unbounded = [name for name, bound in since.items() if bound is None]
+        parts = [f"event_name IN {self.params.strings(unbounded)}"] if unbounded else []
+        for name, bound in since.items():
+            if bound is not None:
+                after = time_compare("event_time", ">=", bound, self.params)
+                parts.append(f"(event_name = {self.params.string(name)} AND {after})")
+        return or_all(parts)
+
     def sql(self, user_ids: str | None, user_filters: Seq[str] = ()) -> str:
         """The aggregation subquery (columns `eid`, `erows`, the clause columns);
         `user_filters` are extra conditions on `user_id` (semi-joins)."""
@@ -255,9 +279,8 @@ class EventScan:
             f"event_name IN {self.params.strings(list(self.names))}",
             time_compare("event_time", "<=", self.as_of, self.params),
         ]
-        if self.lower_bounds and all(b is not None for b in self.lower_bounds):
-            lowest = min(b for b in self.lower_bounds if b is not None)
-            where.append(time_compare("event_time", ">=", lowest, self.params))
+        where.append(self._earliest_needed())
+        where = [w for w in where if w != TRUE]
         if user_ids is not None:
             where.append(f"has({user_ids}, user_id)")
         where.extend(user_filters)

@@ -83,12 +83,24 @@ def test_every_value_is_a_parameter() -> None:
     assert query.sql.endswith("SETTINGS join_use_nulls = 0")
 
 
-def test_a_lower_bound_is_only_used_when_every_clause_has_one() -> None:
+def test_an_event_name_is_bounded_only_when_every_use_of_it_has_a_start() -> None:
     last = LastWindow(RelativeOffset(3, TimeUnit.DAY))
-    bounded = compile_members(_tree(DidEvent(spec("A"), last), DidNotEvent(spec("B"), last)), CTX)
-    assert "event_time >= " in bounded.sql.split("FROM events")[1]
-    unbounded = compile_members(_tree(DidEvent(spec("A"), last), FirstTime(spec("B"), last)), CTX)
-    assert "event_time >= " not in unbounded.sql.split("FROM events")[1]
+    week = LastWindow(RelativeOffset(7, TimeUnit.DAY))
+
+    def scan(*conditions: object) -> str:
+        sql = compile_members(_tree(*conditions), CTX).sql
+        return sql.split("FROM events")[1].split("GROUP BY")[0]  # the scan's WHERE
+
+    # one bound shared by every name: a plain lower bound on event_time
+    assert " OR " not in scan(DidEvent(spec("A"), last), DidNotEvent(spec("B"), last))
+    assert "event_time >= " in scan(DidEvent(spec("A"), last), DidNotEvent(spec("B"), last))
+    # a first time needs all of its name's history: no bound for that name, nor for any
+    # name when it is the only one
+    assert "event_time >= " not in scan(DidEvent(spec("A"), last), FirstTime(spec("A"), last))
+    # different needs per name: a bound per name, the name needing history left unbounded
+    mixed = scan(DidEvent(spec("A"), last), FirstTime(spec("B"), last), DidEvent(spec("C"), week))
+    assert mixed.count("event_time >= ") == 2
+    assert " OR " in mixed
 
 
 def test_missing_reference_and_live_without_query_are_refused() -> None:
