@@ -70,6 +70,13 @@ class Config:
     shutdown_grace_seconds: float = 10.0
     # Memory cap for one ClickHouse query; past half of it, GROUP BY and ORDER BY spill to disk.
     query_max_memory_bytes: int = 4 * 1024**3
+    # Snapshot versions kept per segment (older ones are deleted after a new one commits).
+    snapshots_kept: int = 3
+    # Members of committed snapshots held in memory for batch membership (0 disables the cache).
+    membership_cache_members: int = 2_000_000
+    # Seconds an evaluator trusts what it read about a segment's latest snapshot version; a
+    # version committed by another process is seen after at most this long (0: always re-read).
+    snapshot_check_seconds: float = 1.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -112,6 +119,16 @@ class Config:
             raise ConfigError(
                 f"SEGMENTS_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
             )
+        kept = _int(env, "SEGMENTS_SNAPSHOTS_KEPT", defaults.snapshots_kept)
+        if kept < 1:
+            raise ConfigError(f"SEGMENTS_SNAPSHOTS_KEPT must be at least 1, got {kept}")
+        cached = _int(env, "SEGMENTS_MEMBERSHIP_CACHE_MEMBERS", defaults.membership_cache_members)
+        check = _float(env, "SEGMENTS_SNAPSHOT_CHECK_SECONDS", defaults.snapshot_check_seconds)
+        if cached < 0 or check < 0:
+            raise ConfigError(
+                "SEGMENTS_MEMBERSHIP_CACHE_MEMBERS and SEGMENTS_SNAPSHOT_CHECK_SECONDS must not be "
+                f"negative, got {cached} and {check}"
+            )
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -132,4 +149,7 @@ class Config:
             query_max_memory_bytes=_int(
                 env, "SEGMENTS_QUERY_MAX_MEMORY_BYTES", defaults.query_max_memory_bytes
             ),
+            snapshots_kept=kept,
+            membership_cache_members=cached,
+            snapshot_check_seconds=check,
         )

@@ -36,7 +36,13 @@ class EvaluatorService:
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
         self._ch = await open_clickhouse(self._config, self._database)
         await migrate(self._ch)
-        self.evaluator = Evaluator(self._ch, self._segments)
+        self.evaluator = Evaluator(
+            self._ch,
+            self._segments,
+            snapshots_kept=self._config.snapshots_kept,
+            cached_members=self._config.membership_cache_members,
+            snapshot_check_ttl=self._config.snapshot_check_seconds,
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.evaluator is None:

@@ -39,6 +39,10 @@ REPO = Path(__file__).resolve().parents[2]
         ("SEGMENTS_SHUTDOWN_GRACE_SECONDS", "soon", "must be a number"),
         ("SEGMENTS_QUERY_MAX_MEMORY_BYTES", "4G", "must be an integer"),
         ("SEGMENTS_LOG_LEVEL", "verbose", "SEGMENTS_LOG_LEVEL must be"),
+        ("SEGMENTS_SNAPSHOTS_KEPT", "0", "SEGMENTS_SNAPSHOTS_KEPT must be at least 1"),
+        ("SEGMENTS_MEMBERSHIP_CACHE_MEMBERS", "-1", "must not be negative"),
+        ("SEGMENTS_SNAPSHOT_CHECK_SECONDS", "-0.5", "must not be negative"),
+        ("SEGMENTS_SNAPSHOT_CHECK_SECONDS", "a while", "must be a number"),
     ],
 )
 def test_config_errors(key: str, value: str, message: str) -> None:
@@ -59,12 +63,17 @@ def test_config_defaults_and_overrides(tmp_path: Path) -> None:
             "SEGMENTS_LOG_LEVEL": "debug",
             "SEGMENTS_DEFINITION_ADDRESS": "definition:50061",
             "SEGMENTS_SHUTDOWN_GRACE_SECONDS": "2.5",
+            "SEGMENTS_SNAPSHOTS_KEPT": "5",
+            "SEGMENTS_MEMBERSHIP_CACHE_MEMBERS": "0",
+            "SEGMENTS_SNAPSHOT_CHECK_SECONDS": "0",
         }
     )
     assert (config.port, config.port_for("export"), config.log_level) == (6000, 6004, "DEBUG")
     assert config.export_dir == tmp_path / "exports"
     assert config.peer_address("definition") == "definition:50061"
     assert config.shutdown_grace_seconds == 2.5
+    assert (config.snapshots_kept, config.membership_cache_members) == (5, 0)
+    assert config.snapshot_check_seconds == 0
 
 
 def test_cli_reports_config_error(

@@ -255,6 +255,16 @@ class SnapshotStore:
     def _key(project: str, segment: str) -> dict[str, str]:
         return {"sp": project, "ss": segment}
 
+    @property
+    def keep(self) -> int:
+        """Versions kept per segment."""
+        return self._keep
+
+    @property
+    def check_ttl(self) -> float:
+        """Seconds what was read about a segment's versions is trusted."""
+        return self._committed.ttl
+
     async def next_version(self, project: str, segment: str) -> int:
         rows = await self._ch.query(_NEXT_VERSION, self._key(project, segment))
         return int(rows[0][0] or 0) + 1
