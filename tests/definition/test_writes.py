@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import field_mask_pb2
 
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import segment_pb2
+from services.definition.adapters.tables import request_ids
+from services.definition.domain.ports import REQUEST_ID_RETENTION
 
 from .helpers import (
     OTHER_USER,
+    Backend,
     Stub,
     create,
     did,
@@ -193,6 +198,29 @@ async def test_request_id_retries(stub: Stub, project: str) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         stub.DeleteSegment(pb.DeleteSegmentRequest(name=first.name, request_id=request_id)),
     )
+
+
+async def test_request_ids_are_forgotten_after_the_retention(
+    backend: Backend, stub: Stub, project: str
+) -> None:
+    request_id = str(uuid.uuid4())
+    first = await create(stub, project, "Kept a day", request_id=request_id)
+    # age the stored id past the retention, as if a day had gone by
+    mine = (request_ids.c.project_id == project) & (request_ids.c.request_id == request_id)
+    async with backend.service.store.engine.begin() as conn:
+        stored = (await conn.execute(sa.select(request_ids.c.create_time).where(mine))).scalar_one()
+        aged = stored - REQUEST_ID_RETENTION - timedelta(minutes=1)
+        await conn.execute(sa.update(request_ids).where(mine).values(create_time=aged))
+    # the retry is a new request now: the name is taken by the first segment
+    await _raises(
+        grpc.StatusCode.ALREADY_EXISTS, create(stub, project, "Kept a day", request_id=request_id)
+    )
+    # and the id may be used again (the expired entry is cleared on the next write)
+    other = await create(stub, project, "Another day", request_id=request_id)
+    assert other.segment_id != first.segment_id
+    async with backend.service.store.engine.connect() as conn:
+        rows = await conn.execute(sa.select(sa.func.count()).where(mine))
+        assert rows.scalar_one() == 1
 
 
 async def test_failed_create_leaves_nothing(stub: Stub, project: str) -> None:

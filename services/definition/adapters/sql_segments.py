@@ -17,7 +17,7 @@ from services.definition.adapters.tables import (
     segment_references,
     segments,
 )
-from services.definition.domain.ports import RequestIdTaken, StoredRequest
+from services.definition.domain.ports import REQUEST_ID_RETENTION, RequestIdTaken, StoredRequest
 from services.definition.domain.segment import (
     DEFAULT_TIME_ZONE,
     SYSTEM_SEGMENTS,
@@ -244,12 +244,15 @@ class SegmentSql(SqlBase):
 
     # --- request ids ------------------------------------------------------------------------
 
-    async def find_request(self, project_id: str, request_id: str) -> StoredRequest | None:
+    async def find_request(
+        self, project_id: str, request_id: str, not_before: datetime
+    ) -> StoredRequest | None:
         row = (
             await self.conn.execute(
                 sa.select(request_ids.c.method, request_ids.c.resource_id).where(
                     request_ids.c.project_id == project_id,
                     request_ids.c.request_id == request_id,
+                    request_ids.c.create_time >= not_before,
                 )
             )
         ).first()
@@ -258,6 +261,14 @@ class SegmentSql(SqlBase):
     async def save_request(
         self, project_id: str, request_id: str, stored: StoredRequest, now: datetime
     ) -> None:
+        # Expired ids of the project go first: the retention bounds the table, and an expired
+        # id may then be used again.
+        await self.conn.execute(
+            sa.delete(request_ids).where(
+                request_ids.c.project_id == project_id,
+                request_ids.c.create_time < now - REQUEST_ID_RETENTION,
+            )
+        )
         try:
             await self.conn.execute(
                 sa.insert(request_ids).values(

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from libs.common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from services.definition.domain.ports import RequestIdTaken, StoredRequest, Transaction
+from services.definition.domain.ports import (
+    REQUEST_ID_RETENTION,
+    RequestIdTaken,
+    StoredRequest,
+    Transaction,
+)
 from services.definition.domain.segment import Segment, segment_name
 
 T = TypeVar("T")
@@ -58,7 +63,7 @@ async def replayed(
     """The stored outcome of an earlier call with this request id, if any."""
     if not request_id:
         return None
-    stored = await tx.find_request(project_id, request_id)
+    stored = await tx.find_request(project_id, request_id, utc_now() - REQUEST_ID_RETENTION)
     if stored is not None and stored.method != method:
         raise InvalidArgument.field(
             "request_id", f"was already used for a different request ({stored.method})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.definition.domain.filtering import Clause
@@ -36,6 +36,11 @@ class UsageQuery:
     engagements_only: bool
     after: tuple[str, str] | None  # (kind, external_id) of the last usage returned
     limit: int
+
+
+#: How long a request id is remembered: a retry within it returns the first call's outcome;
+#: after it the id is forgotten (and may be used again).
+REQUEST_ID_RETENTION = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,9 @@ class Transaction(Protocol):
     async def refresh_usage_counts(self, project_id: str, segment_id: str) -> None: ...
 
     # --- request ids ------------------------------------------------------------------------
-    async def find_request(self, project_id: str, request_id: str) -> StoredRequest | None: ...
+    async def find_request(
+        self, project_id: str, request_id: str, not_before: datetime
+    ) -> StoredRequest | None: ...
     async def save_request(
         self, project_id: str, request_id: str, stored: StoredRequest, now: datetime
     ) -> None: ...
