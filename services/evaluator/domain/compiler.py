@@ -201,24 +201,20 @@ class _Compiler:
         where = [expression(node, joined_leaf) for node in plan.mixed]
         if not driven_by_events:
             where += [expression(node, joined_leaf) for node in plan.behavioural]
-        # Semi-joins on the user: inside the events scan when it drives the query, so that
-        # the events of users they exclude never reach the GROUP BY.
-        semi_uid = "user_id" if driven_by_events else uid
-        semi = self._profile_semi_joins(semi_uid, plan.profile, ids)
-        semi += [f"{semi_uid} IN ({self._segment(s, ids, stack)})" for s in query.included_segments]
-        semi += [
-            f"{semi_uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments
-        ]
+        # Semi-joins on the user apply to the aggregation's result, not inside the events scan:
+        # checking every scanned event against a set of users costs more than it saves
+        # (measured, bench/queries.py).
+        where += self._profile_semi_joins(uid, plan.profile, ids)
+        where += [f"{uid} IN ({self._segment(s, ids, stack)})" for s in query.included_segments]
+        where += [f"{uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments]
 
         if driven_by_events:
             having = and_all([expression(n, lambda c: clause(c).column) for n in plan.behavioural])
-            scanned = scan.sql(ids, semi)
-            sql = f"SELECT {uid} AS user_id FROM ({scanned} HAVING {having}) AS {events}"  # noqa: S608
+            sql = f"SELECT {uid} AS user_id FROM ({scan.sql(ids)} HAVING {having}) AS {events}"  # noqa: S608
         else:
             sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
             if scan.select:
                 sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
-            where += semi
         if uses_profiles:
             sql += (
                 " LEFT JOIN (SELECT user_id AS pid, str_props, num_props, bool_props, time_props"  # noqa: S608

@@ -21,7 +21,6 @@ Times inside arrays are Int64 milliseconds since the epoch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -271,9 +270,8 @@ class EventScan:
                 parts.append(f"(event_name = {self.params.string(name)} AND {after})")
         return or_all(parts)
 
-    def sql(self, user_ids: str | None, user_filters: Seq[str] = ()) -> str:
-        """The aggregation subquery (columns `eid`, `erows`, the clause columns);
-        `user_filters` are extra conditions on `user_id` (semi-joins)."""
+    def sql(self, user_ids: str | None) -> str:
+        """The aggregation subquery (columns `eid`, `erows`, the clause columns)."""
         where = [
             f"project = {self.params.string(self.project)}",
             f"event_name IN {self.params.strings(list(self.names))}",
@@ -283,6 +281,5 @@ class EventScan:
         where = [w for w in where if w != TRUE]
         if user_ids is not None:
             where.append(f"has({user_ids}, user_id)")
-        where.extend(user_filters)
         columns = ", ".join(["user_id AS eid", "count() AS erows", *self.select])
         return f"SELECT {columns} FROM events WHERE {' AND '.join(where)} GROUP BY user_id"  # noqa: S608
