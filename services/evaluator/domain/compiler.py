@@ -175,9 +175,9 @@ class _Compiler:
                 clauses[id(condition)] = scan.add(condition)
             return clauses[id(condition)]
 
-        # Behavioural conjuncts first: their empty-history values decide the driving table.
-        for node in plan.behavioural:
-            expression(node, lambda c: clause(c).column)
+        # Behavioural conjuncts first: their empty-history values decide the driving table, and
+        # over the aggregation's own columns they are its HAVING when it drives the query.
+        having = and_all([expression(n, lambda c: clause(c).column) for n in plan.behavioural])
         driven_by_events = any(
             not value(node, lambda c: clause(c).empty_value) for node in plan.behavioural
         )
@@ -193,10 +193,13 @@ class _Compiler:
                     inside = f"{uid} IN ({self._segment(name, ids, stack)})"
                     return negate(inside) if negated else inside
             found = clause(condition)
-            if found.column in (TRUE, FALSE) or driven_by_events:
-                return found.column if found.column in (TRUE, FALSE) else f"{events}.{found.column}"
+            if found.column in (TRUE, FALSE):
+                return found.column
+            column = f"{events}.{found.column}"
+            if driven_by_events:  # every user of the aggregation has relevant events
+                return column
             fallback = "1" if found.empty_value else "0"
-            return f"if({events}.erows > 0, {events}.{found.column}, {fallback})"
+            return f"if({events}.erows > 0, {column}, {fallback})"
 
         where = [expression(node, joined_leaf) for node in plan.mixed]
         if not driven_by_events:
@@ -209,7 +212,6 @@ class _Compiler:
         where += [f"{uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments]
 
         if driven_by_events:
-            having = and_all([expression(n, lambda c: clause(c).column) for n in plan.behavioural])
             sql = f"SELECT {uid} AS user_id FROM ({scan.sql(ids)} HAVING {having}) AS {events}"  # noqa: S608
         else:
             sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
