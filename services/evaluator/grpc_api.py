@@ -117,8 +117,8 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
                     valid_events(sliced, index + start, out, pending)
                 index += len(request.events)
                 await store_pending(wait=False)
-            await store_pending(wait=True)
-            await store_pending(wait=True)
+            while storing is not None or pending:
+                await store_pending(wait=True)
         finally:
             if storing is not None:
                 # A later message failed (or the call ended): the batch in flight still finishes,
