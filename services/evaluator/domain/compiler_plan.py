@@ -4,7 +4,7 @@ The root's top-level AND is split into conjuncts, each classified by the leaves 
 
 * behavioural only (did, did not, inaction, first time, sequence): evaluated in the events
   aggregation's HAVING when the query is driven by events;
-* profile only (user properties): evaluated as a semi-join on `profiles` (`uid IN (...)`, or
+* profile only (user properties): evaluated as a semi-join on `profiles` (an inner join, or
   `uid NOT IN (...)` of the complement when a user without the properties qualifies), which
   reads only the referenced maps instead of joining every profile;
 * mixed: evaluated row by row after the joins, as before.
