@@ -3,7 +3,7 @@
 Phases, each in its own process so that each has its own peak memory (VmHWM):
 1. generate: synthetic data inside chDB (bench/data.py) in bench/out/data.
 2. queries: the complex segment compiled (one scan) vs. a plain filtered scan of the same
-   columns vs. the naive one-subquery-per-clause SQL (bench/queries.py); medians of 7
+   columns vs. the naive one-subquery-per-clause SQL (bench/queries.py); medians of 11
    interleaved rounds.
 3. grpc: `segments serve all` as a subprocess on that data; batch membership of 1,000 ids
    against a snapshot (p50/p99 over 300 calls), streaming the whole audience of All Users,
@@ -62,7 +62,7 @@ async def phase_generate(users: int, events: int) -> dict[str, Any]:
 
 
 async def _interleaved(
-    ch: Any, queries: dict[str, tuple[str, dict[str, Any]]], rounds: int = 7
+    ch: Any, queries: dict[str, tuple[str, dict[str, Any]]], rounds: int = 11
 ) -> dict[str, tuple[float, int]]:
     """Median time and result of each query, run in turns (one of each per round, after a
     warm-up round) so that a passing load on the machine weighs on all of them alike."""
@@ -83,6 +83,7 @@ async def phase_queries() -> dict[str, Any]:
     from bench.queries import (
         AS_OF,
         EVENTS_SCAN_SQL,
+        NAIVE_FOLDED_SQL,
         NAIVE_SQL,
         PLAIN_SCAN_SQL,
         complex_definition,
@@ -100,10 +101,12 @@ async def phase_queries() -> dict[str, Any]:
             "events": (EVENTS_SCAN_SQL, scan_params),
             "compiled": (f"SELECT count() FROM ({compiled.sql})", compiled.params),  # noqa: S608
             "naive": (NAIVE_SQL, naive_params()),
+            "naive_folded": (NAIVE_FOLDED_SQL, naive_params()),
         },
     )
     plain_s, events_s = measured["plain"][0], measured["events"][0]
     (compiled_s, compiled_n), (naive_s, naive_n) = measured["compiled"], measured["naive"]
+    folded_s, folded_n = measured["naive_folded"]
     return {
         "plain_scan_s": plain_s,
         "events_scan_s": events_s,
@@ -112,6 +115,9 @@ async def phase_queries() -> dict[str, Any]:
         "naive_s": naive_s,
         "compiled_vs_plain": compiled_s / plain_s,
         "naive_vs_compiled": naive_s / compiled_s,
+        "naive_folded_s": folded_s,
+        "naive_folded_vs_compiled": folded_s / compiled_s,
+        "members_naive_folded": folded_n,
         "members_compiled": compiled_n,
         "members_naive": naive_n,
         "peak_rss_mb": peak_rss_mb(),
