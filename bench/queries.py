@@ -100,15 +100,25 @@ def naive_params() -> dict[str, Any]:
     }
 
 
-# The outer query uses every aggregate, so that none of them (nor the column it reads) is pruned.
+# The rows the compiled segment reads (the same event names and the same earliest time per
+# name), grouped by user; the outer query uses every aggregate, so that none of them (nor the
+# column it reads) is pruned.
 EVENTS_SCAN_SQL = """
 SELECT count() + sum(c) + sum(s) + toUnixTimestamp(max(t)) FROM (
     SELECT user_id, count() AS c, sum(num_props['amount']) AS s, max(event_time) AS t
     FROM events
     WHERE project = {project:String} AND event_name IN ('Charged', 'Added To Cart')
       AND event_time <= {as_of:DateTime64(3)}
+      AND ((event_name = 'Charged' AND event_time >= {last180:DateTime64(3)})
+        OR (event_name = 'Added To Cart' AND event_time >= {last90:DateTime64(3)}))
     GROUP BY user_id
 )"""
+
+
+def scan_params() -> dict[str, Any]:
+    p = naive_params()
+    return {k: p[k] for k in ("project", "as_of", "last90", "last180")}
+
 
 # The same columns as the segment reads: the events scan above plus the profile maps the
 # profile filters read, with a filter that keeps every profile.

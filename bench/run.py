@@ -88,17 +88,17 @@ async def phase_queries() -> dict[str, Any]:
         PLAIN_SCAN_SQL,
         complex_definition,
         naive_params,
+        scan_params,
     )
     from services.evaluator.domain.compiler import EvaluationContext, compile_members
 
     ch = await _open()
     compiled = compile_members(complex_definition(), EvaluationContext(PROJECT, AS_OF, "UTC", {}))
-    scan_params = {"project": PROJECT, "as_of": AS_OF}
     measured = await _interleaved(
         ch,
         {
-            "plain": (PLAIN_SCAN_SQL, scan_params),
-            "events": (EVENTS_SCAN_SQL, scan_params),
+            "plain": (PLAIN_SCAN_SQL, scan_params()),
+            "events": (EVENTS_SCAN_SQL, scan_params()),
             "compiled": (f"SELECT count() FROM ({compiled.sql})", compiled.params),  # noqa: S608
             "naive": (NAIVE_SQL, naive_params()),
             "naive_folded": (NAIVE_FOLDED_SQL, naive_params()),
