@@ -16,7 +16,7 @@ from google.protobuf import timestamp_pb2
 from libs.clickhouse import encode_insert
 from libs.clickhouse.common import format_strings
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import InvalidArgument
+from libs.common.errors import InvalidArgument, Unavailable
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.adapters.event_store import EventStore
@@ -246,3 +246,66 @@ async def test_large_messages_keep_indexes_across_validation_slices(
     got = await ingest(api, [event("first", "u", "Buy", T0)], big)
     assert (got.accepted_count, got.rejected_count) == (1200, 1)
     assert [(e.index, e.field) for e in got.errors] == [(1101, "event_id")]
+
+
+class _CrashAfter:
+    """The real engine, but the connection drops right after the insert into `table`, as a
+    crash between ingest's writes would."""
+
+    def __init__(self, ch: ClickHouse, table: str) -> None:
+        self._ch = ch
+        self.table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ch, name)
+
+    async def insert_encoded(self, table: str, data: Any, settings: Any = None) -> None:
+        await self._ch.insert_encoded(table, data, settings)
+        if table == self.table:
+            raise Unavailable("connection lost")
+
+
+@pytest.mark.parametrize("table", ["event_ids", "events", "users"])
+async def test_a_batch_resent_after_a_crash_between_writes_is_stored_once(
+    ch: ClickHouse, table: str
+) -> None:
+    batch = EventBatch()
+    batch.append(Event("e1", "u1", "Buy", T0, {"n": 1.0}))
+    batch.append(Event("e2", "u2", "View", T0 + timedelta(seconds=1), {}))
+    with pytest.raises(Unavailable):
+        await EventStore(_CrashAfter(ch, table), ProjectLocks()).add_events("p1", batch)
+    store = EventStore(ch, ProjectLocks())
+    accepted = 2 if table == "event_ids" else 0  # cut before or after the events
+    assert await store.add_events("p1", batch) == (accepted, 2 - accepted)
+    assert await store.add_events("p1", batch) == (0, 2)
+    rows = await ch.query("SELECT event_id, count() FROM events GROUP BY 1 ORDER BY 1")
+    assert rows == [("e1", 1), ("e2", 1)]
+    users = await ch.query("SELECT user_id, min(seen_at) FROM users GROUP BY 1 ORDER BY 1")
+    assert users == [("u1", T0), ("u2", T0 + timedelta(seconds=1))]
+
+
+async def test_a_crash_cut_id_resent_with_other_content_keeps_the_resent_event(
+    ch: ClickHouse,
+) -> None:
+    first = EventBatch()
+    first.append(Event("e1", "u1", "Buy", T0, {}))
+    with pytest.raises(Unavailable):
+        await EventStore(_CrashAfter(ch, "event_ids"), ProjectLocks()).add_events("p1", first)
+    other = EventBatch()
+    other.append(Event("e1", "u9", "View", T0 + timedelta(hours=1), {}))
+    store = EventStore(ch, ProjectLocks())
+    assert await store.add_events("p1", other) == (1, 0)
+    assert await store.add_events("p1", other) == (0, 1)
+    assert await store.add_events("p1", first) == (0, 1)  # the id is taken now
+    rows = await ch.query("SELECT event_id, user_id, event_name FROM events")
+    assert rows == [("e1", "u9", "View")]
+    assert await ch.query("SELECT DISTINCT user_id FROM users") == [("u9",)]
+
+
+async def test_ids_recorded_before_keys_were_count_as_stored(ch: ClickHouse) -> None:
+    await ch.insert("event_ids", ["project", "event_id"], [["p1", "old"]])
+    batch = EventBatch()
+    batch.append(Event("old", "u1", "Buy", T0, {}))
+    batch.append(Event("new", "u1", "Buy", T0, {}))
+    assert await EventStore(ch, ProjectLocks()).add_events("p1", batch) == (1, 1)
+    assert await ch.query("SELECT event_id FROM events") == [("new",)]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from libs.clickhouse import InsertData, encode_insert
@@ -22,10 +24,34 @@ _SYNC_INSERT = {"async_insert": 0}
 # The batch's ids travel as one JSON text parameter: ClickHouse reads that faster than an
 # Array(String) parameter of thousands of elements; the primary key (project, event_id) still
 # narrows the read to the granules that may hold them.
+_BATCH_IDS = "SELECT id FROM format(JSONCompactColumns, 'id String', {ids:String})"
 _SELECT_STORED_IDS = (
-    "SELECT event_id FROM event_ids WHERE project = {project:String} AND event_id IN "
-    "(SELECT id FROM format(JSONCompactColumns, 'id String', {ids:String}))"
+    "SELECT DISTINCT event_id FROM event_ids WHERE project = {project:String} "  # noqa: S608
+    f"AND event_id IN ({_BATCH_IDS})"
 )
+_IDS_BATCHES = (
+    "SELECT batch FROM event_ids WHERE project = {project:String} "  # noqa: S608
+    f"AND event_id IN ({_BATCH_IDS})"
+)
+_COMMITTED_BATCHES = (
+    "SELECT batch FROM ingest_batches WHERE project = {project:String} "  # noqa: S608
+    f"AND batch IN ({_IDS_BATCHES})"
+)
+# Of the batch's ids already recorded, those whose event is stored: written by a batch that
+# finished, recorded before keys were (an empty event_name: those events were written before
+# their ids), or, for the few a crash cut off, found under the key the id recorded (the events
+# sort key narrows that read to the keys of unfinished batches only).
+_SELECT_COMMITTED_IDS = (
+    "SELECT DISTINCT event_id, user_id, event_time FROM event_ids "  # noqa: S608
+    f"WHERE project = {{project:String}} AND event_id IN ({_BATCH_IDS}) AND (event_name = '' "
+    f"OR batch IN ({_COMMITTED_BATCHES}) "
+    "OR (event_name, user_id, event_time, event_id) IN (SELECT event_name, user_id, "
+    "event_time, event_id FROM events WHERE project = {project:String} AND "
+    "(event_name, user_id, event_time) IN (SELECT event_name, user_id, event_time "
+    f"FROM event_ids WHERE project = {{project:String}} AND event_id IN ({_BATCH_IDS}) "
+    f"AND event_name != '' AND batch NOT IN ({_COMMITTED_BATCHES}))))"
+)
+_ID_COLUMNS = ["project", "event_id", "event_name", "user_id", "event_time", "batch"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +65,7 @@ class PreparedEvents:
     events: InsertData
     users: InsertData
     event_ids: InsertData
+    batch_id: str  # this attempt's token: recorded with its ids, then as finished
 
 
 class EventStore:
@@ -64,33 +91,60 @@ class EventStore:
             unique.str_props, unique.num_props, unique.bool_props, unique.time_props,
         ]  # fmt: skip
         seen = unique.first_seen
+        batch_id = str(uuid.uuid4())
         users = [projects[: len(seen)], list(seen), [times[i] for i in seen.values()]]
         return PreparedEvents(
             project, unique, len(batch), encode_columns(["id"], [unique.event_ids]),
             encode_insert(_EVENT_COLUMNS, events), encode_insert(_USER_COLUMNS, users),
-            encode_insert(["project", "event_id"], [projects, unique.event_ids]),
+            encode_insert(
+                _ID_COLUMNS,
+                [projects, unique.event_ids, unique.event_names, unique.user_ids, times,
+                 [batch_id] * len(unique)],
+            ),
+            batch_id,
         )  # fmt: skip
 
     async def add_prepared(self, prepared: PreparedEvents) -> tuple[int, int]:
         """Stores the prepared events whose id is new; returns (accepted, duplicates).
 
-        One statement finds the ids already stored; each table then takes one insert. Events and
-        users are written first, then the ids: a crash in between re-stores on re-send rather
-        than losing events."""
+        Each id is written before its event, with the event's sort key and the attempt's
+        token, then the event, then its user, then the token as finished: a crash between the
+        writes leaves ids of an unfinished attempt, and a re-sent batch looks for their events
+        (the key says where) and stores the missing ones then, so an event is neither lost
+        nor stored twice. The users of a re-sent batch's events stored
+        before are written again (the earliest time wins), so a crash before its users were
+        written is repaired too.
+        """
         project, received = prepared.project, prepared.received
         async with self._locks(f"events:{project}"):
-            rows = await self._ch.query(
-                _SELECT_STORED_IDS, {"project": project, "ids": prepared.ids}
-            )
-            stored = {r[0] for r in rows}
-            if stored:
+            params = {"project": project, "ids": prepared.ids}
+            earlier: list[tuple[str, datetime]] = []
+            if await self._ch.query(_SELECT_STORED_IDS, params):
+                rows = await self._ch.query(_SELECT_COMMITTED_IDS, params)
+                done = {r[0] for r in rows}
+                earlier = [(r[1], r[2]) for r in rows if r[1]]  # their users, written again
                 batch = prepared.batch
-                keep = [i for i, event_id in enumerate(batch.event_ids) if event_id not in stored]
-                prepared = self.prepare(project, batch.select(keep))
+                keep = [i for i, event_id in enumerate(batch.event_ids) if event_id not in done]
+                if len(keep) < len(batch):
+                    prepared = self.prepare(project, batch.select(keep))
             if len(prepared.batch):
                 # one statement at a time: run side by side they only contend for the cores
+                await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
                 await self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT)
                 await self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT)
-                await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
+                finished = encode_insert(["project", "batch"], [[project], [prepared.batch_id]])
+                await self._ch.insert_encoded("ingest_batches", finished, _SYNC_INSERT)
+            if earlier:
+                await self._ch.insert_encoded("users", _users(project, earlier), _SYNC_INSERT)
         accepted = len(prepared.batch)
         return accepted, received - accepted
+
+
+def _users(project: str, events: list[tuple[str, datetime]]) -> InsertData:
+    """The users insert for (user, event time) pairs: each user at their earliest time."""
+    seen: dict[str, datetime] = {}
+    for user_id, when in events:
+        if user_id not in seen or when < seen[user_id]:
+            seen[user_id] = when
+    times = [time_text(t) for t in seen.values()]
+    return encode_insert(_USER_COLUMNS, [[project] * len(seen), list(seen), times])

@@ -3,7 +3,8 @@
 Table contract (the compiler reads these by unqualified name in the current database):
 
 * `events` one row per ingested event; properties in the map of their ingested type.
-* `event_ids` every stored event id, ordered for the ingest duplicate check.
+* `event_ids` every stored event id with its event's sort key and its ingest attempt,
+  ordered for the ingest duplicate check; `ingest_batches` the attempts that finished.
 * `profiles` latest write wins (ReplacingMergeTree on update_time); read with FINAL.
 * `users` the universe: `SELECT DISTINCT user_id FROM users WHERE project = p AND
   seen_at <= as_of` (profiles are seen at the epoch; events at their batch's earliest time).
@@ -107,6 +108,25 @@ MIGRATIONS: tuple[Migration, ...] = (
     version Int64,
     user_id String
 ) ENGINE = MergeTree ORDER BY (project, segment, version, user_id)""",
+        ),
+    ),
+    Migration(
+        2,
+        "event ids record their event's sort key",
+        # Ingest writes an id (with its event's key and the attempt's token) before the
+        # event, and the token to ingest_batches once the attempt is whole: a re-sent id of an
+        # unfinished attempt whose event is not under that key was cut off by a crash, and is
+        # stored again. Rows from before this migration have an empty event_name: their events
+        # were written first.
+        (
+            "ALTER TABLE event_ids ADD COLUMN IF NOT EXISTS event_name LowCardinality(String)",
+            "ALTER TABLE event_ids ADD COLUMN IF NOT EXISTS user_id String",
+            "ALTER TABLE event_ids ADD COLUMN IF NOT EXISTS event_time DateTime64(3, 'UTC')",
+            "ALTER TABLE event_ids ADD COLUMN IF NOT EXISTS batch UUID",
+            """CREATE TABLE IF NOT EXISTS ingest_batches (
+    project LowCardinality(String),
+    batch UUID
+) ENGINE = ReplacingMergeTree ORDER BY (project, batch)""",
         ),
     ),
 )
