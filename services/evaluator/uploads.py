@@ -1,10 +1,15 @@
-"""Custom-list uploads: stream a CSV, match identities in batches, replace the list."""
+"""Custom-list uploads: stream a CSV, match identities in batches, replace the list.
+
+The members go to a new version of the list, which becomes the list in one write once the
+whole upload is read; an upload that fails part-way (a broken stream, a lost connection)
+leaves the previous list in place, whole."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from libs.model.definition import IdentityKind
 from services.evaluator.application import Evaluator
@@ -71,7 +76,7 @@ async def upload_custom_list(
     pending: list[tuple[int, str]] = []
 
     async with evaluator.locks(f"list:{name.name}"):
-        sequence = await evaluator.lists.next_sequence(name.project, name.name)
+        version = await evaluator.lists.next_upload_version(name.project, name.name)
 
         async def flush() -> None:
             if not pending:
@@ -91,7 +96,7 @@ async def upload_custom_list(
                     members.update(matches[identity])
                 else:
                     report.unmatched(row)
-            await evaluator.lists.write(name.project, name.name, sequence, sorted(members), True)
+            await evaluator.lists.write_upload(name.project, name.name, version, sorted(members))
             pending.clear()
 
         async def take(records: list[CsvRecord]) -> None:
@@ -120,5 +125,5 @@ async def upload_custom_list(
             await take(reader.feed(chunk))
         await take(reader.finish())
         await flush()
-        await evaluator.lists.drop_older(name.project, name.name, sequence)
+        await evaluator.lists.finish_upload(name.project, name.name, version, datetime.now(UTC))
     return report

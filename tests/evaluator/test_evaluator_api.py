@@ -137,6 +137,46 @@ async def test_custom_list_upload_reports_rows(api: EvaluatorServicer) -> None:
         await api.ApplyPartnerDelta(pb.ApplyPartnerDeltaRequest(segment=LIST, delta_id="d"), CTX)
 
 
+async def test_an_upload_cut_off_part_way_leaves_the_previous_list_whole(
+    api: EvaluatorServicer, ch: ClickHouse
+) -> None:
+    for start in range(0, 12_000, 5_000):
+        profiles = [
+            pb.Profile(user_id=f"u{i}", email=f"u{i}@example.com")
+            for i in range(start, min(start + 5_000, 12_000))
+        ]
+        await api.UpsertProfiles(pb.UpsertProfilesRequest(parent=P, profiles=profiles), CTX)
+    header = pb.UploadCustomListRequest(
+        header=pb.UploadCustomListHeader(segment=LIST, identity_column=0)
+    )
+
+    async def members() -> int:
+        count = await api.CountSegment(pb.CountSegmentRequest(segment=LIST), CTX)
+        return count.user_count
+
+    first = pb.UploadCustomListRequest(chunk=b"u0@example.com\nu1@example.com\n")
+    await api.UploadCustomList(stream([header, first]), CTX)
+    assert await members() == 2
+
+    async def broken() -> Any:
+        yield header
+        # more than one batch of members is written before the stream breaks
+        emails = "".join(f"u{i}@example.com\n" for i in range(11_000))
+        yield pb.UploadCustomListRequest(chunk=emails.encode())
+        raise Unavailable("client went away")
+
+    with pytest.raises(Unavailable):
+        await api.UploadCustomList(broken(), CTX)
+    assert await members() == 2
+    second = pb.UploadCustomListRequest(chunk=b"u5@example.com\nu6@example.com\nu7@example.com")
+    await api.UploadCustomList(stream([header, second]), CTX)
+    assert await members() == 3
+    rows = await ch.query(
+        "SELECT DISTINCT version FROM list_upload_members WHERE segment = {s:String}", {"s": LIST}
+    )
+    assert len(rows) == 1  # older and unfinished versions are deleted
+
+
 async def test_partner_deltas_replay_safe_and_ordered(api: EvaluatorServicer) -> None:
     def delta(did: str, seq: int, add: list[str], rem: list[str]) -> Any:
         return api.ApplyPartnerDelta(

@@ -1,4 +1,6 @@
-"""Custom-list and partner members (`list_members`, ReplacingMergeTree on sequence)."""
+"""List segments' members: partner members (`list_members`, ReplacingMergeTree on sequence,
+changed by deltas) and custom lists (`list_upload_members`, one version per upload, made
+current by its `list_uploads` row)."""
 
 from __future__ import annotations
 
@@ -14,32 +16,50 @@ class ListStore:
     def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
 
-    async def next_sequence(self, project: str, segment: str) -> int:
+    async def next_upload_version(self, project: str, segment: str) -> int:
+        """A version no upload of the list has used, finished or not."""
         rows = await self._ch.query(
-            "SELECT max(sequence) FROM list_members "
-            "WHERE project = {project:String} AND segment = {segment:String}",
+            "SELECT greatest((SELECT max(version) FROM list_uploads WHERE project = "
+            "{project:String} AND segment = {segment:String}), (SELECT max(version) FROM "
+            "list_upload_members WHERE project = {project:String} AND segment = "
+            "{segment:String}))",
             {"project": project, "segment": segment},
         )
-        return int(rows[0][0] or 0) + 1 if rows else 1
+        return int(rows[0][0] or 0) + 1
 
-    async def write(
-        self, project: str, segment: str, sequence: int, user_ids: Sequence[str], member: bool
+    async def write_upload(
+        self, project: str, segment: str, version: int, user_ids: Sequence[str]
     ) -> None:
-        await self._ch.insert(
-            "list_members",
-            _MEMBER_COLUMNS,
-            [[project, segment, u, sequence, member] for u in user_ids],
-        )
+        """Adds members to an upload's version; nobody sees them before `finish_upload`."""
+        if user_ids:
+            await self._ch.insert(
+                "list_upload_members",
+                ["project", "segment", "version", "user_id"],
+                [[project, segment, version, u] for u in user_ids],
+            )
 
-    async def drop_older(self, project: str, segment: str, sequence: int) -> None:
-        """Ends the membership of every member written before `sequence` (list replaced)."""
-        await self._ch.command(
-            "INSERT INTO list_members (project, segment, user_id, sequence, is_member) "
-            "SELECT project, segment, user_id, {seq:Int64}, 0 FROM list_members FINAL "
-            "WHERE project = {project:String} AND segment = {segment:String} "
-            "AND is_member = 1 AND sequence < {seq:Int64}",
-            {"project": project, "segment": segment, "seq": sequence},
+    async def finish_upload(self, project: str, segment: str, version: int, now: datetime) -> int:
+        """Makes the upload's version the list (one row written: readers see the old list or
+        the new one, never a mix), then deletes older versions and unfinished ones; returns
+        its member count."""
+        params = {"project": project, "segment": segment, "version": version}
+        rows = await self._ch.query(
+            "SELECT uniqExact(user_id) FROM list_upload_members WHERE project = "
+            "{project:String} AND segment = {segment:String} AND version = {version:Int64}",
+            params,
         )
+        count = int(rows[0][0])
+        await self._ch.insert(
+            "list_uploads",
+            ["project", "segment", "version", "member_count", "create_time"],
+            [[project, segment, version, count, now]],
+        )
+        await self._ch.command(
+            "DELETE FROM list_upload_members WHERE project = {project:String} "
+            "AND segment = {segment:String} AND version < {version:Int64}",
+            params,
+        )
+        return count
 
     async def member_count(self, project: str, segment: str) -> int:
         rows = await self._ch.query(

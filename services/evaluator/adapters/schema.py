@@ -8,7 +8,9 @@ Table contract (the compiler reads these by unqualified name in the current data
 * `profiles` latest write wins (ReplacingMergeTree on update_time); read with FINAL.
 * `users` the universe: `SELECT DISTINCT user_id FROM users WHERE project = p AND
   seen_at <= as_of` (profiles are seen at the epoch; events at their batch's earliest time).
-* `list_members` custom-list and partner members (ReplacingMergeTree on sequence; FINAL).
+* `list_members` partner members (ReplacingMergeTree on sequence; FINAL).
+* `list_uploads` / `list_upload_members` custom lists, one version per upload; a version
+  exists once its `list_uploads` row is written, after all its members.
 * `partner_deltas` applied partner delta ids (replay safety).
 * `snapshots` / `snapshot_members` versioned member sets; a version exists once its
   `snapshots` row is written, after all its members.
@@ -127,6 +129,36 @@ MIGRATIONS: tuple[Migration, ...] = (
     project LowCardinality(String),
     batch UUID
 ) ENGINE = ReplacingMergeTree ORDER BY (project, batch)""",
+        ),
+    ),
+    Migration(
+        3,
+        "custom lists as versions: an upload is seen whole or not at all",
+        (
+            """CREATE TABLE IF NOT EXISTS list_uploads (
+    project LowCardinality(String),
+    segment String,
+    version Int64,
+    member_count UInt64,
+    create_time DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree ORDER BY (project, segment, version)""",
+            """CREATE TABLE IF NOT EXISTS list_upload_members (
+    project LowCardinality(String),
+    segment String,
+    version Int64,
+    user_id String
+) ENGINE = MergeTree ORDER BY (project, segment, version, user_id)""",
+            # Custom lists uploaded before: the list segments no partner delta was applied to
+            # (partner segments change only through deltas) become their version 1.
+            """INSERT INTO list_upload_members (project, segment, version, user_id)
+SELECT project, segment, 1, user_id FROM list_members FINAL
+WHERE is_member = 1
+  AND (project, segment) NOT IN (SELECT project, segment FROM partner_deltas)
+  AND (project, segment) NOT IN (SELECT project, segment FROM list_uploads)""",
+            """INSERT INTO list_uploads (project, segment, version, member_count, create_time)
+SELECT project, segment, 1, uniqExact(user_id), now64(3) FROM list_upload_members
+WHERE version = 1 AND (project, segment) NOT IN (SELECT project, segment FROM list_uploads)
+GROUP BY project, segment""",
         ),
     ),
 )

@@ -115,10 +115,17 @@ class _Compiler:
                         reason="LIVE_NOT_QUERYABLE",
                     )
                 return self._past_behavior(past, ids, stack)
-            case CustomListDefinition() | PartnerDefinition():
-                if name is None:
-                    raise ValueError("a list segment is compiled with its segment name")
-                segment = self.params.string(name)
+            case CustomListDefinition():
+                # the members of the list's latest finished upload
+                segment = self._list_name(name)
+                return (
+                    "SELECT DISTINCT user_id FROM list_upload_members "  # noqa: S608
+                    f"WHERE project = {project} AND segment = {segment} AND version = "
+                    f"(SELECT max(version) FROM list_uploads WHERE project = {project} "
+                    f"AND segment = {segment}){only}"
+                )
+            case PartnerDefinition():
+                segment = self._list_name(name)
                 return (
                     "SELECT DISTINCT user_id FROM list_members FINAL "  # noqa: S608
                     f"WHERE project = {project} AND segment = {segment} AND is_member = 1{only}"
@@ -131,6 +138,11 @@ class _Compiler:
                     f"WHERE project = {project} AND test_user = 1{only}"
                 )
         raise ValueError(f"unknown definition {definition!r}")
+
+    def _list_name(self, name: str | None) -> str:
+        if name is None:
+            raise ValueError("a list segment is compiled with its segment name")
+        return self.params.string(name)
 
     def _universe(self, ids: str | None) -> str:
         where = [

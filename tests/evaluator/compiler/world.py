@@ -11,7 +11,7 @@ from libs.model.definition import Scalar
 PROJECT = "proj"
 #: `seen_at` of users who only have a profile: before any event of the tests.
 PROFILE_SEEN_AT = datetime(2000, 1, 1, tzinfo=UTC)
-TABLES = ("events", "profiles", "users", "list_members")
+TABLES = ("events", "profiles", "users", "list_members", "list_uploads", "list_upload_members")
 
 
 @dataclass(frozen=True)
@@ -130,4 +130,20 @@ async def load(ch: ClickHouse, world: World, *, noise_project: bool = True) -> N
     await ch.insert("users", ["project", "user_id", "seen_at"], user_rows)
     await ch.insert(
         "list_members", ["project", "segment", "user_id", "sequence", "is_member"], list_rows
+    )
+    # The same rows as uploads of a custom list: the latest state per user is version 1,
+    # finished; version 2, every user of the rows, is an upload that never finished.
+    latest: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for project, segment, user_id, sequence, member in list_rows:
+        key = (project, segment, user_id)
+        if key not in latest or sequence > latest[key][0]:
+            latest[key] = (sequence, member)
+    uploaded = [(p, s, 1, u) for (p, s, u), (_, member) in latest.items() if member]
+    uploaded += [(p, s, 2, u) for (p, s, u) in latest]
+    await ch.insert("list_upload_members", ["project", "segment", "version", "user_id"], uploaded)
+    finished = sorted({(p, s, 1, 0, PROFILE_SEEN_AT) for (p, s, _) in latest})
+    await ch.insert(
+        "list_uploads",
+        ["project", "segment", "version", "member_count", "create_time"],
+        finished,
     )
