@@ -90,6 +90,19 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
         )
         return convert.segment_to_proto(await writing.create_segment(self.store, new))
 
+    async def ValidateDefinition(
+        self, request: pb.ValidateDefinitionRequest, context: Context
+    ) -> Any:
+        project_id = parse_project_name(request.parent, "parent")
+        if not request.HasField("definition"):
+            raise InvalidArgument.field("definition", "is required")
+        definition = definition_from_proto(request.definition, "definition")
+        valid = await writing.validate_definition(self.store, project_id, definition)
+        return pb.ValidateDefinitionResponse(
+            segment_type=segment_pb2.SegmentType.Value(f"SEGMENT_TYPE_{valid.segment_type.value}"),
+            referenced_segments=[f"projects/{project_id}/segments/{r}" for r in valid.references],
+        )
+
     async def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: Context) -> Any:
         ref = parse_segment_name(request.segment.name, "segment.name")
         fields = convert.mask_fields(request.update_mask, writing.UPDATABLE_FIELDS)

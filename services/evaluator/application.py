@@ -86,6 +86,7 @@ class Evaluator:
     async def compile_unsaved(
         self, project: str, definition: Definition, as_of: datetime | None
     ) -> tuple[CompiledQuery, EvaluationContext]:
+        await self.segments.validate(project, definition)
         references: dict[str, Definition] = {}
         for ref in definition_references(definition):
             name = parse_segment(ref, "definition")

@@ -112,3 +112,33 @@ async def test_dependents_are_counted_and_listed(stub: Stub, project: str) -> No
     await stub.UpdateSegment(_redefine(users[0], past(did("y"))))
     got = await stub.GetSegment(pb.GetSegmentRequest(name=base.name))
     assert got.dependent_segment_count == 2
+
+
+async def test_validate_definition_checks_like_create_and_saves_nothing(
+    stub: Stub, project: str
+) -> None:
+    parent = f"projects/{project}"
+    base = await create(stub, project, "Base")
+    before = await stub.ListSegments(pb.ListSegmentsRequest(parent=parent, page_size=500))
+    valid = await stub.ValidateDefinition(
+        pb.ValidateDefinitionRequest(parent=parent, definition=past(did("A"), include=[base.name]))
+    )
+    assert valid.segment_type == segment_pb2.SEGMENT_TYPE_PAST_BEHAVIOR
+    assert list(valid.referenced_segments) == [base.name]
+    missing = f"projects/{project}/segments/missing"
+    fields = await _invalid(
+        stub.ValidateDefinition(
+            pb.ValidateDefinitionRequest(parent=parent, definition=past(in_segment(missing)))
+        )
+    )
+    assert fields == ["definition.past_behavior.root.in_segment.segment"]
+    fields = await _invalid(
+        stub.ValidateDefinition(
+            pb.ValidateDefinitionRequest(parent=parent, definition=past(did("")))
+        )
+    )
+    assert fields and all(f.startswith("definition.") for f in fields)
+    fields = await _invalid(stub.ValidateDefinition(pb.ValidateDefinitionRequest(parent=parent)))
+    assert fields == ["definition"]
+    after = await stub.ListSegments(pb.ListSegmentsRequest(parent=parent, page_size=500))
+    assert [s.name for s in after.segments] == [s.name for s in before.segments]

@@ -44,6 +44,9 @@ class StaticSegments:
     async def time_zone(self, project: str) -> str:
         return "UTC"
 
+    async def validate(self, project: str, definition: Definition) -> None:
+        """Accepts every definition: the definition service's checks are tested with it."""
+
 
 def did(event_name: str) -> PastBehaviorQuery:
     return PastBehaviorQuery(root=Node(condition=DidEvent(EventSpec(event_name), AllTimeWindow())))

@@ -351,3 +351,18 @@ async def test_unsaved_definition_cannot_reference_another_project(stack: Stack)
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.INVALID_ARGUMENT,
     )
+
+
+async def test_unsaved_definitions_get_the_definition_service_checks(stack: Stack) -> None:
+    too_long = past(did("x" * 129))  # the compiler could run it; saving it is refused
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.evaluator.EstimateDefinition(
+            pb.EstimateDefinitionRequest(parent="projects/unsaved", definition=too_long),
+            timeout=TIMEOUT,
+        )
+    err = rich(caught.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in err.violations] == [
+        "definition.past_behavior.root.did_event.event.event_name"
+    ]
+    assert "128" in err.violations[0][1]

@@ -174,6 +174,23 @@ async def create_segment(store: Store, new: NewSegment) -> Segment:
     )
 
 
+@dataclass(frozen=True)
+class ValidDefinition:
+    segment_type: SegmentType
+    references: tuple[str, ...]  # ids of the segments referenced directly, sorted
+
+
+async def validate_definition(
+    store: Store, project_id: str, definition: Definition
+) -> ValidDefinition:
+    """ValidateDefinition: CreateSegment's checks of a definition, saving nothing."""
+    _raise_if(definition_violations(definition, "definition", project_id))
+    async with store.transaction() as tx:
+        # a new segment: nothing references it yet, so it closes no cycle
+        refs = await _lock_and_check_references(tx, "", project_id, definition, "definition")
+    return ValidDefinition(segment_type(definition), tuple(sorted(refs)))
+
+
 async def clone_segment(
     store: Store,
     project_id: str,

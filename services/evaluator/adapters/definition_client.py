@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 from libs.common.errors import (
     DeadlineExceeded,
     DomainError,
     FailedPrecondition,
+    FieldViolation,
     Internal,
     InvalidArgument,
     NotFound,
@@ -15,8 +19,10 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from libs.common.interceptors import STATUS_DETAILS_KEY
 from libs.model.definition import Definition
 from libs.model.definition_proto import definition_from_proto
+from libs.model.definition_to_proto import definition_to_proto
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from services.evaluator.domain.ports import ResolvedSegment
@@ -36,12 +42,29 @@ def _translate(exc: grpc.aio.AioRpcError) -> DomainError:
     kind = _CODES.get(exc.code(), Internal)
     message = f"definition service: {exc.details() or exc.code().name}"
     if kind is InvalidArgument:
-        return InvalidArgument(message)
+        return InvalidArgument(message, violations=_field_violations(exc))
     return kind(message)
 
 
+def _field_violations(exc: grpc.aio.AioRpcError) -> list[FieldViolation]:
+    """The BadRequest field violations the error's google.rpc.Status carries, if any."""
+    trailers: Any = exc.trailing_metadata() or ()
+    for key, value in cast(list[tuple[str, Any]], trailers):
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        found: list[FieldViolation] = []
+        for detail in status.details:
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(bad):
+                found += [FieldViolation(v.field, v.description) for v in bad.field_violations]
+        return found
+    return []
+
+
 class GrpcSegmentSource:
-    """`SegmentSource` over the definition service's GetSegmentDependencies and GetProject."""
+    """`SegmentSource` over the definition service's GetSegmentDependencies, GetProject and
+    ValidateDefinition."""
 
     def __init__(self, address: str, timeout_seconds: float = 30.0) -> None:
         self._address = address
@@ -67,6 +90,15 @@ class GrpcSegmentSource:
             raise NotFound(f"segment {segment} not found")
         target = definitions.pop(segment)
         return ResolvedSegment(segment, target, definitions)
+
+    async def validate(self, project: str, definition: Definition) -> None:
+        request = dpb.ValidateDefinitionRequest(
+            parent=f"projects/{project}", definition=definition_to_proto(definition)
+        )
+        try:
+            await self._stub().ValidateDefinition(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc) from exc
 
     async def time_zone(self, project: str) -> str:
         try:

@@ -26,3 +26,8 @@ class SegmentSource(Protocol):
     async def time_zone(self, project: str) -> str:
         """The project's IANA time zone (UTC when unset)."""
         ...
+
+    async def validate(self, project: str, definition: Definition) -> None:
+        """Checks an unsaved definition as saving it would; InvalidArgument (with a field
+        violation per problem, under "definition") when it could not be saved."""
+        ...
