@@ -132,52 +132,9 @@ PLAIN_SCAN_SQL = (
 )"""
 )
 
-NAIVE_FOLDED_SQL = """
-SELECT count() FROM (
-  SELECT user_id FROM profiles FINAL
-  WHERE project = {project:String}
-    AND str_props['city'] IN {cities:Array(String)}
-    AND num_props['age'] >= 21 AND mapContains(num_props, 'age')
-    AND user_id IN (
-      SELECT user_id FROM events
-      WHERE project = {project:String} AND event_name = 'Charged'
-        AND event_time >= {range_start:DateTime64(3)} AND event_time < {range_end:DateTime64(3)}
-      GROUP BY user_id HAVING count() >= 2)
-    AND user_id NOT IN (
-      SELECT user_id FROM events
-      WHERE project = {project:String} AND event_name = 'Charged'
-        AND event_time >= {last14:DateTime64(3)} AND event_time <= {as_of:DateTime64(3)})
-    AND user_id IN (
-      SELECT a.user_id FROM (
-        SELECT user_id, event_time FROM events
-        WHERE project = {project:String} AND event_name = 'Added To Cart'
-          AND event_time >= {last90:DateTime64(3)}
-          AND event_time + INTERVAL 10 MINUTE <= {as_of:DateTime64(3)}) AS a
-      LEFT JOIN (
-        SELECT user_id, groupArray(event_time) AS times FROM events
-        WHERE project = {project:String} AND event_name = 'Charged'
-          AND event_time <= {as_of:DateTime64(3)}
-        GROUP BY user_id) AS b ON a.user_id = b.user_id
-      WHERE NOT arrayExists(t -> t > a.event_time AND t <= a.event_time + INTERVAL 10 MINUTE,
-                            b.times))
-    AND user_id IN (
-      SELECT user_id FROM events
-      WHERE project = {project:String} AND event_name = 'Charged'
-        AND event_time >= {last180:DateTime64(3)} AND event_time <= {as_of:DateTime64(3)}
-      GROUP BY user_id HAVING sum(num_props['amount']) >= 100)
-)"""
-
-NAIVE_SQL = """
-SELECT uniqExact(user_id) FROM users
-WHERE project = {project:String} AND seen_at <= {as_of:DateTime64(3)}
-  AND user_id IN (
-    SELECT user_id FROM profiles FINAL
-    WHERE project = {project:String} AND mapContains(str_props, 'city')
-      AND str_props['city'] IN {cities:Array(String)})
-  AND user_id IN (
-    SELECT user_id FROM profiles FINAL
-    WHERE project = {project:String} AND mapContains(num_props, 'age')
-      AND num_props['age'] >= 21)
+# The four behavioural clauses, each its own subquery (its own scan of `events`) yielding the
+# users it holds for ("did not" yields the users who did, for NOT IN).
+_EVENT_CLAUSES = """
   AND user_id IN (
     SELECT user_id FROM events
     WHERE project = {project:String} AND event_name = 'Charged'
@@ -204,5 +161,26 @@ WHERE project = {project:String} AND seen_at <= {as_of:DateTime64(3)}
     SELECT user_id FROM events
     WHERE project = {project:String} AND event_name = 'Charged'
       AND event_time >= {last180:DateTime64(3)} AND event_time <= {as_of:DateTime64(3)}
-    GROUP BY user_id HAVING sum(num_props['amount']) >= 100)
-"""
+    GROUP BY user_id HAVING sum(num_props['amount']) >= 100)"""
+
+# Six subqueries, one per clause, over the project's users as of the instant.
+_NAIVE_HEAD = """
+SELECT uniqExact(user_id) FROM users
+WHERE project = {project:String} AND seen_at <= {as_of:DateTime64(3)}
+  AND user_id IN (
+    SELECT user_id FROM profiles FINAL
+    WHERE project = {project:String} AND mapContains(str_props, 'city')
+      AND str_props['city'] IN {cities:Array(String)})
+  AND user_id IN (
+    SELECT user_id FROM profiles FINAL
+    WHERE project = {project:String} AND mapContains(num_props, 'age')
+      AND num_props['age'] >= 21)"""
+NAIVE_SQL = _NAIVE_HEAD + _EVENT_CLAUSES
+
+# The two profile clauses folded into one driving scan of the profiles.
+_FOLDED_HEAD = """
+SELECT count() FROM profiles FINAL
+WHERE project = {project:String}
+  AND mapContains(str_props, 'city') AND str_props['city'] IN {cities:Array(String)}
+  AND mapContains(num_props, 'age') AND num_props['age'] >= 21"""
+NAIVE_FOLDED_SQL = _FOLDED_HEAD + _EVENT_CLAUSES
