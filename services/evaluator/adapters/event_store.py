@@ -25,9 +25,9 @@ _SYNC_INSERT = {"async_insert": 0}
 # Array(String) parameter of thousands of elements; the primary key (project, event_id) still
 # narrows the read to the granules that may hold them.
 _BATCH_IDS = "SELECT id FROM format(JSONCompactColumns, 'id String', {ids:String})"
-_SELECT_STORED_IDS = (
-    "SELECT DISTINCT event_id FROM event_ids WHERE project = {project:String} "  # noqa: S608
-    f"AND event_id IN ({_BATCH_IDS})"
+_ANY_ID_RECORDED = (
+    "SELECT 1 FROM event_ids WHERE project = {project:String} "  # noqa: S608
+    f"AND event_id IN ({_BATCH_IDS}) LIMIT 1"
 )
 _IDS_BATCHES = (
     "SELECT batch FROM event_ids WHERE project = {project:String} "  # noqa: S608
@@ -111,15 +111,15 @@ class EventStore:
         token, then the event, then its user, then the token as finished: a crash between the
         writes leaves ids of an unfinished attempt, and a re-sent batch looks for their events
         (the key says where) and stores the missing ones then, so an event is neither lost
-        nor stored twice. The users of a re-sent batch's events stored
-        before are written again (the earliest time wins), so a crash before its users were
-        written is repaired too.
+        nor stored twice. The users of a re-sent batch's events stored before are written
+        again (the earliest time wins), so a crash before its users were written is repaired
+        too.
         """
         project, received = prepared.project, prepared.received
         async with self._locks(f"events:{project}"):
             params = {"project": project, "ids": prepared.ids}
             earlier: list[tuple[str, datetime]] = []
-            if await self._ch.query(_SELECT_STORED_IDS, params):
+            if await self._ch.query(_ANY_ID_RECORDED, params):
                 rows = await self._ch.query(_SELECT_COMMITTED_IDS, params)
                 done = {r[0] for r in rows}
                 earlier = [(r[1], r[2]) for r in rows if r[1]]  # their users, written again
