@@ -41,6 +41,27 @@ def _leaf(condition: m.Condition) -> m.PastBehaviorQuery:
     return m.PastBehaviorQuery(root=m.Node(condition=condition))
 
 
+def test_a_window_mixing_a_date_and_an_instant_is_ordered_in_the_project_zone() -> None:
+    # 03:00 UTC on March 1st is after midnight in UTC, before midnight in New York (05:00 UTC)
+    window = m.RangeWindow(
+        m.TimePoint(instant=datetime(2024, 3, 1, 3, tzinfo=UTC)),
+        m.TimePoint(date=date(2024, 3, 1)),
+    )
+    query = _leaf(m.DidEvent(m.EventSpec("Charged"), window))
+    inverted = ["d.past_behavior.root.did_event.window.range"]
+    assert [v.field for v in definition_violations(query, "d", "p", "UTC")] == inverted
+    assert definition_violations(query, "d", "p", "America/New_York") == []
+    reverse = m.RangeWindow(
+        m.TimePoint(date=date(2024, 3, 1)),
+        m.TimePoint(instant=datetime(2024, 3, 1, 3, tzinfo=UTC)),
+    )
+    query = _leaf(m.DidEvent(m.EventSpec("Charged"), reverse))
+    assert definition_violations(query, "d", "p", "UTC") == []
+    found = definition_violations(query, "d", "p", "America/New_York")
+    assert [v.field for v in found] == inverted
+    assert "America/New_York" in found[0].description
+
+
 def test_valid_definition_has_no_violations() -> None:
     query = _leaf(m.DidEvent(m.EventSpec("Charged"), WEEK))
     assert _paths(query) == []

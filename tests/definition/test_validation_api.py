@@ -280,3 +280,35 @@ async def test_structural_errors_and_valid_shapes(stub: Stub, project: str) -> N
         )
     )
     assert created.definition == definition
+
+
+async def test_a_date_mixed_with_an_instant_is_ordered_in_the_project_zone(
+    stub: Stub, project: str
+) -> None:
+    # 03:00 UTC on March 1st: after midnight in UTC, before midnight in New York (05:00 UTC)
+    window = {
+        "range": {
+            "start": {"instant": "2024-03-01T03:00:00Z"},
+            "end": {"date": {"year": 2024, "month": 3, "day": 1}},
+        }
+    }
+    root = {"did_event": {"event": EV, "window": window}}
+    definition = json_format.ParseDict({"past_behavior": {"root": root}}, dm.Definition())
+    parent = f"projects/{project}"
+    with pytest.raises(grpc.aio.AioRpcError) as info:  # the project is in UTC
+        await stub.ValidateDefinition(
+            pb.ValidateDefinitionRequest(parent=parent, definition=definition)
+        )
+    assert field_violations(info.value) == ["definition.past_behavior.root.did_event.window.range"]
+    got = await stub.GetProject(pb.GetProjectRequest(name=parent))
+    await stub.UpdateProject(
+        pb.UpdateProjectRequest(
+            project=segment_pb2.Project(name=parent, time_zone="America/New_York", etag=got.etag)
+        )
+    )
+    created = await stub.CreateSegment(
+        pb.CreateSegmentRequest(
+            parent=parent, segment=segment_pb2.Segment(display_name="NY", definition=definition)
+        )
+    )
+    assert created.definition == definition

@@ -27,7 +27,13 @@ from services.definition.domain.graph import find_cycle
 from services.definition.domain.names import validate_new_segment_id
 from services.definition.domain.ports import Store, StoredRequest, Transaction
 from services.definition.domain.references import reference_paths, reference_violations
-from services.definition.domain.segment import Segment, name_key, new_etag, new_segment_id
+from services.definition.domain.segment import (
+    Project,
+    Segment,
+    name_key,
+    new_etag,
+    new_segment_id,
+)
 from services.definition.domain.validation import definition_violations, text_problems
 
 UPDATABLE_FIELDS = ("display_name", "description", "definition")
@@ -58,7 +64,7 @@ class SegmentChange:
 
 
 def _content_violations(
-    project_id: str,
+    project: Project,
     display_name: str,
     description: str,
     definition: Definition | None,
@@ -66,7 +72,9 @@ def _content_violations(
 ) -> list[FieldViolation]:
     found = [FieldViolation(f"{prefix}{f}", p) for f, p in text_problems(display_name, description)]
     if definition is not None:
-        found += definition_violations(definition, f"{prefix}definition", project_id)
+        found += definition_violations(
+            definition, f"{prefix}definition", project.project_id, project.time_zone
+        )
     return found
 
 
@@ -146,7 +154,7 @@ async def _create_in(
     store: Store, new: NewSegment, method: str, prefix: str, before: datetime | None = None
 ) -> Segment:
     async with store.transaction() as tx:
-        await tx.ensure_project(new.project_id, utc_now())
+        project = await tx.ensure_project(new.project_id, utc_now())
         stored = await replayed(tx, new.project_id, new.request_id, method)
         if stored is not None:
             return await load_segment(tx, new.project_id, stored.resource_id)
@@ -156,9 +164,7 @@ async def _create_in(
                 new.project_id, new.request_id, StoredRequest(method, segment_id), utc_now()
             )
         _raise_if(
-            _content_violations(
-                new.project_id, new.display_name, new.description, new.definition, prefix
-            )
+            _content_violations(project, new.display_name, new.description, new.definition, prefix)
         )
         await _insert(tx, new, segment_id, prefix)
         return await load_segment(tx, new.project_id, segment_id)
@@ -184,8 +190,9 @@ async def validate_definition(
     store: Store, project_id: str, definition: Definition
 ) -> ValidDefinition:
     """ValidateDefinition: CreateSegment's checks of a definition, saving nothing."""
-    _raise_if(definition_violations(definition, "definition", project_id))
     async with store.transaction() as tx:
+        project = await tx.ensure_project(project_id, utc_now())
+        _raise_if(definition_violations(definition, "definition", project_id, project.time_zone))
         # a new segment: nothing references it yet, so it closes no cycle
         refs = await _lock_and_check_references(tx, "", project_id, definition, "definition")
     return ValidDefinition(segment_type(definition), tuple(sorted(refs)))
@@ -223,7 +230,7 @@ async def clone_segment(
 async def _update_in(store: Store, change: SegmentChange) -> Segment:
     project_id, segment_id = change.project_id, change.segment_id
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        project = await tx.ensure_project(project_id, utc_now())
         if await replayed(tx, project_id, change.request_id, "UpdateSegment") is not None:
             return await load_segment(tx, project_id, segment_id)
         if change.request_id:
@@ -242,7 +249,7 @@ async def _update_in(store: Store, change: SegmentChange) -> Segment:
             updated = replace(updated, definition=new_definition)
         _raise_if(
             _content_violations(
-                project_id,
+                project,
                 updated.display_name,
                 updated.description,
                 new_definition,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from libs.common.errors import FieldViolation
 from libs.model import definition as m
@@ -62,8 +63,9 @@ def text_problems(display_name: str, description: str) -> list[tuple[str, str]]:
 
 
 class _Checker:
-    def __init__(self, project_id: str) -> None:
+    def __init__(self, project_id: str, time_zone: str) -> None:
         self.project_id = project_id
+        self.time_zone = time_zone
         self.violations: list[FieldViolation] = []
         self.nodes = 0
         self.too_deep = False
@@ -86,12 +88,20 @@ class _Checker:
             case m.LastWindow(offset=o):
                 self.offset(o, f"{path}.last")
             case m.RangeWindow(start=s, end=e):
-                if s.instant is not None and e.instant is not None and s.instant >= e.instant:
-                    self.add(f"{path}.range", "start must be earlier than end")
-                if s.date is not None and e.date is not None and s.date >= e.date:
-                    self.add(f"{path}.range", "start must be earlier than end")
+                start, end = self.instant(s), self.instant(e)
+                if start is not None and end is not None and start >= end:
+                    self.add(
+                        f"{path}.range",
+                        f"start must be earlier than end (dates are midnight in {self.time_zone})",
+                    )
             case _:
                 pass
+
+    def instant(self, point: m.TimePoint) -> datetime | None:
+        """The instant a time point stands for: a date is midnight in the project's zone."""
+        if point.date is not None:
+            return datetime.combine(point.date, time(), ZoneInfo(self.time_zone))
+        return point.instant
 
     def event(self, e: m.EventSpec, path: str) -> None:
         problem = name_problem(e.event_name, "event name")
@@ -348,9 +358,10 @@ def _is_orderable(value: m.Scalar) -> bool:
 
 
 def definition_violations(
-    definition: m.Definition, path: str, project_id: str
+    definition: m.Definition, path: str, project_id: str, time_zone: str = "UTC"
 ) -> list[FieldViolation]:
-    """Every violation of `definition` (empty when valid); paths start with `path`."""
-    checker = _Checker(project_id)
+    """Every violation of `definition` (empty when valid); paths start with `path`.
+    `time_zone` is the project's: the midnight a date in a time window stands for."""
+    checker = _Checker(project_id, time_zone)
     checker.definition(definition, path)
     return checker.violations
