@@ -19,7 +19,9 @@ from libs.model.definition import (
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import evaluator_service_pb2 as pb
+from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.application import Evaluator
+from services.evaluator.domain.compiler import EvaluationContext, compile_members
 from services.evaluator.grpc_api import EvaluatorServicer
 
 from .support import StaticSegments, did, event, stream
@@ -305,3 +307,26 @@ async def test_explain_and_live_entries(api: EvaluatorServicer) -> None:
     with pytest.raises(Unimplemented):
         async for _ in api.StreamLiveEntries(pb.StreamLiveEntriesRequest(parent=P), CTX):
             pass
+
+
+@pytest.mark.parametrize("last_started_finishes_first", [True, False])
+async def test_of_two_overlapping_uploads_the_one_started_last_is_the_list(
+    ch: ClickHouse, last_started_finishes_first: bool
+) -> None:
+    """Two processes uploading one list at once (each holds only its own lock)."""
+    lists = ListStore(ch)
+    seg, now = "projects/p1/segments/overlap", datetime(2024, 1, 1, tzinfo=UTC)
+    first = await lists.next_upload_version("p1", seg)
+    second = await lists.next_upload_version("p1", seg)
+    assert first < second
+    await lists.write_upload("p1", seg, first, ["a", "b"])
+    await lists.write_upload("p1", seg, second, ["c"])
+    order = (second, first) if last_started_finishes_first else (first, second)
+    for version in order:
+        await lists.finish_upload("p1", seg, version, now)
+    compiled = compile_members(
+        CustomListDefinition(IdentityKind.USER_ID),
+        EvaluationContext("p1", now, "UTC"),
+        segment_name=seg,
+    )
+    assert await ch.query(compiled.sql, compiled.params) == [("c",)]

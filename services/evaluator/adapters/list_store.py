@@ -4,6 +4,7 @@ current by its `list_uploads` row)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,7 +18,9 @@ class ListStore:
         self._ch = ch
 
     async def next_upload_version(self, project: str, segment: str) -> int:
-        """A version no upload of the list has used, finished or not."""
+        """A version above every version the list has used, finished or not, and at least the
+        current time in microseconds: uploads started at once by two processes get distinct
+        versions, and the one started last is the list once both finish."""
         rows = await self._ch.query(
             "SELECT greatest((SELECT max(version) FROM list_uploads WHERE project = "
             "{project:String} AND segment = {segment:String}), (SELECT max(version) FROM "
@@ -25,7 +28,8 @@ class ListStore:
             "{segment:String}))",
             {"project": project, "segment": segment},
         )
-        return int(rows[0][0] or 0) + 1
+        now_us = time.time_ns() // 1000
+        return max(int(rows[0][0] or 0) + 1, now_us)
 
     async def write_upload(
         self, project: str, segment: str, version: int, user_ids: Sequence[str]
