@@ -19,12 +19,8 @@ from services.evaluator.adapters.event_store import EventStore
 from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.adapters.profile_store import ProfileStore
 from services.evaluator.adapters.project_locks import ProjectLocks
-from services.evaluator.adapters.snapshot_store import (
-    DEFAULT_CACHED_MEMBERS,
-    DEFAULT_CHECK_TTL,
-    SnapshotInfo,
-    SnapshotStore,
-)
+from services.evaluator.adapters.snapshot_cache import DEFAULT_CACHED_MEMBERS, DEFAULT_CHECK_TTL
+from services.evaluator.adapters.snapshot_store import SnapshotInfo, SnapshotStore
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource

@@ -13,7 +13,8 @@ Table contract (the compiler reads these by unqualified name in the current data
   exists once its `list_uploads` row is written, after all its members.
 * `partner_deltas` applied partner delta ids (replay safety).
 * `snapshots` / `snapshot_members` versioned member sets; a version exists once its
-  `snapshots` row is written, after all its members.
+  `snapshots` row is written, after all its members, and holds the members of the attempt
+  that row names.
 
 Every statement is idempotent (IF NOT EXISTS), so a migration interrupted half-way is simply
 run again; `schema_migrations` records what has been applied.
@@ -159,6 +160,17 @@ WHERE is_member = 1
 SELECT project, segment, 1, uniqExact(user_id), now64(3) FROM list_upload_members
 WHERE version = 1 AND (project, segment) NOT IN (SELECT project, segment FROM list_uploads)
 GROUP BY project, segment""",
+        ),
+    ),
+    Migration(
+        4,
+        "snapshot members tagged with the attempt that wrote them",
+        # A version's `snapshots` row names the attempt whose members it holds, so that two
+        # processes taking the same version number never mix their members. Rows from before
+        # this migration have the nil UUID on both sides.
+        (
+            "ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS attempt UUID",
+            "ALTER TABLE snapshot_members ADD COLUMN IF NOT EXISTS attempt UUID",
         ),
     ),
 )

@@ -1,9 +1,13 @@
 """Versioned snapshots of segment members.
 
-A version's members are written first (`snapshot_members`); the version exists once its
-`snapshots` row is written. Readers only look at versions listed in `snapshots`, so they see
-a whole version or none. A failed attempt's member rows are deleted; if even that fails, the
-next version number is taken above them, so leftovers never mix into a committed version.
+A version's members are written first (`snapshot_members`, tagged with the attempt that
+wrote them); the version exists once its `snapshots` row is written, naming that attempt.
+Readers only look at versions listed in `snapshots`, and only at the members of the attempt
+listed, so they see a whole version or none, even when two processes took the same version
+number at once: the first commit holds it, and the other attempt drops its rows and takes the
+next number. A failed attempt's member rows are deleted; if even that fails, they stay
+invisible (no `snapshots` row names their attempt), and the next version number is taken above
+them.
 
 Membership checks against a committed version are answered from an in-process cache of that
 version's members (`MembersCache`): a committed version never changes (its member rows are
@@ -18,27 +22,30 @@ may already be deleted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import time
-from collections import OrderedDict
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from libs.clickhouse.port import ClickHouse, Params, Row
-from libs.common.errors import NotFound
+from libs.common.errors import Aborted, NotFound
+from services.evaluator.adapters.snapshot_cache import (
+    DEFAULT_CACHED_MEMBERS,
+    DEFAULT_CHECK_TTL,
+    Committed,
+    CommittedCache,
+    MembersCache,
+)
 
-_log = logging.getLogger(__name__)
-
-#: Default bound of `MembersCache`: members held in total, over all cached versions. A cached
-#: member costs about 80 bytes for an id of 8 characters (the string and its dict slot), so
-#: about 160 MB; an id of 36 characters about 110 bytes.
-DEFAULT_CACHED_MEMBERS = 2_000_000
-#: Default of how long (seconds) a membership check trusts what it last read about which
-#: snapshot version is the latest or live, unless this process changed the segment's versions.
-DEFAULT_CHECK_TTL = 1.0
+#: `snapshots` revisions (ReplacingMergeTree keeps the highest): a commit's is this base less
+#: the commit time in microseconds, so of two attempts committing one version at once the
+#: earlier commit stays; a deletion mark's is above every commit's.
+_COMMIT_BASE = 2**62
+_DELETED_REVISION = 2**63
+#: How many versions one snapshot tries before giving up to concurrent snapshots.
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,21 @@ SELECT greatest(
     (SELECT max(version) FROM snapshot_members
      WHERE project = {sp:String} AND segment = {ss:String}))"""
 _INSERT_MEMBERS = """
-INSERT INTO snapshot_members (project, segment, version, user_id)
-SELECT {sp:String}, {ss:String}, {sv:Int64}, user_id FROM """
+INSERT INTO snapshot_members (project, segment, version, attempt, user_id)
+SELECT {sp:String}, {ss:String}, {sv:Int64}, {sa:UUID}, user_id FROM """
 _COUNT = """
 SELECT count() FROM snapshot_members
-WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}"""
+WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}
+  AND attempt = {sa:UUID}"""
 _DISCARD = """
 DELETE FROM snapshot_members
 WHERE project = {sp:String} AND segment = {ss:String} AND version IN {vs:Array(Int64)}"""
+_DISCARD_ATTEMPT = _DISCARD + " AND attempt = {sa:UUID}"
 _MARK_DELETED = """
-INSERT INTO snapshots (project, segment, version, as_of, user_count, create_time, deleted, revision)
-SELECT project, segment, version, as_of, user_count, create_time, 1, 2 FROM snapshots FINAL
+INSERT INTO snapshots (project, segment, version, attempt, as_of, user_count, create_time,
+                       deleted, revision)
+SELECT project, segment, version, attempt, as_of, user_count, create_time, 1, {rev:UInt64}
+FROM snapshots FINAL
 WHERE project = {sp:String} AND segment = {ss:String} AND version IN {vs:Array(Int64)}"""
 _VERSIONS = """
 SELECT version, as_of, user_count, create_time FROM snapshots FINAL
@@ -74,167 +85,36 @@ WHERE project = {sp:String} AND segment = {ss:String} AND deleted = 0
 ORDER BY version DESC LIMIT {n:UInt32}"""
 _MEMBERS = """
 SELECT user_id FROM snapshot_members
-WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}"""
+WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}
+  AND attempt = {sa:UUID}"""
 _MEMBERS_IN = _MEMBERS + " AND user_id IN {ids:Array(String)}"
-# All members of a version in one newline-joined string (one value to decode instead of a row
-# per member), the member count, and how many ids contain the separator (then not cached).
-_MEMBERS_JOINED = """
-SELECT arrayStringConcat(groupArray(user_id), '\\n'), count(),
-       countIf(position(user_id, '\\n') > 0)
-FROM snapshot_members
-WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}"""
 # `snapshots` rows without FINAL (a merge-free read of a few rows by primary key): per version
 # the row with the highest revision is the current one, as FINAL would pick.
 _LATEST_ROWS = """
-SELECT version, deleted, user_count FROM snapshots
+SELECT version, deleted, user_count, toString(attempt) FROM snapshots
 WHERE project = {sp:String} AND segment = {ss:String}
 ORDER BY version DESC, revision DESC LIMIT {n:UInt32}"""
 _VERSION_ROWS = """
-SELECT version, deleted, user_count FROM snapshots
+SELECT version, deleted, user_count, toString(attempt) FROM snapshots
 WHERE project = {sp:String} AND segment = {ss:String} AND version = {sv:Int64}
 ORDER BY revision DESC LIMIT 1"""
 _CHANGES = """
 SELECT user_id, kind FROM (
     SELECT user_id, 1 AS kind FROM snapshot_members
     WHERE project = {sp:String} AND segment = {ss:String} AND version = {b:Int64}
+      AND attempt = {bt:UUID}
       AND user_id NOT IN (SELECT user_id FROM snapshot_members
                           WHERE project = {sp:String} AND segment = {ss:String}
-                            AND version = {a:Int64})
+                            AND version = {a:Int64} AND attempt = {at:UUID})
     UNION ALL
     SELECT user_id, 2 AS kind FROM snapshot_members
     WHERE project = {sp:String} AND segment = {ss:String} AND version = {a:Int64}
+      AND attempt = {at:UUID}
       AND user_id NOT IN (SELECT user_id FROM snapshot_members
                           WHERE project = {sp:String} AND segment = {ss:String}
-                            AND version = {b:Int64}))
+                            AND version = {b:Int64} AND attempt = {bt:UUID}))
 WHERE user_id > {after:String}
 ORDER BY user_id LIMIT {n:UInt32}"""
-
-
-_Key = tuple[str, str, int]
-#: A cached member set: the ids as keys of a dict of None values. Such a dict holds only atomic
-#: objects, so the garbage collector does not track it (a frozenset of a million ids would be
-#: traversed by every collection, tens of milliseconds each).
-_Members = dict[str, None]
-
-
-class MembersCache:
-    """Member sets of committed snapshot versions, least recently used first out.
-
-    Bounded by `max_members`, the members held over all cached versions; a version with more
-    members than that is never cached (its checks query ClickHouse). A version is loaded once,
-    by the first check that needs it (concurrent checks wait for the same load), as one joined
-    string split into a set of ids. A version whose ids cannot be loaded that way (an id
-    containing a newline) or whose load failed is remembered as not cacheable.
-    """
-
-    _MAX_ENTRIES = 1024
-
-    def __init__(self, ch: ClickHouse, max_members: int = DEFAULT_CACHED_MEMBERS) -> None:
-        self._ch = ch
-        self.max_members = max(max_members, 0)
-        self._entries: OrderedDict[_Key, _Members | None] = OrderedDict()
-        self._held = 0
-        self._loading: dict[_Key, asyncio.Task[_Members | None]] = {}
-
-    @property
-    def held(self) -> int:
-        """Members currently held, over all cached versions."""
-        return self._held
-
-    def cached_versions(self, project: str, segment: str) -> list[int]:
-        return sorted(
-            k[2] for k, v in self._entries.items() if k[:2] == (project, segment) and v is not None
-        )
-
-    async def members(
-        self, project: str, segment: str, version: int, user_count: int
-    ) -> _Members | None:
-        """The members of a committed version, or None when it is not cached (too big)."""
-        if user_count > self.max_members:
-            return None
-        key = (project, segment, version)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        task = self._loading.get(key)
-        if task is None:
-            task = asyncio.create_task(self._load(key))
-            self._loading[key] = task
-            task.add_done_callback(lambda _: self._loading.pop(key, None))
-        # a cancelled caller does not cancel the load that others may be waiting for
-        return await asyncio.shield(task)
-
-    async def _load(self, key: _Key) -> _Members | None:
-        project, segment, version = key
-        try:
-            rows = await self._ch.query(
-                _MEMBERS_JOINED, {"sp": project, "ss": segment, "sv": version}
-            )
-        except Exception:
-            _log.warning("could not cache snapshot %s/%s; querying instead", segment, version,
-                         exc_info=True)  # fmt: skip
-            members = None
-        else:
-            joined, count, unsplittable = rows[0]
-            members = None
-            if not unsplittable:  # else an id contains the separator: not cached
-                members = dict.fromkeys(joined.split("\n")) if count else {}
-        self._store(key, members)
-        return members
-
-    def _store(self, key: _Key, members: _Members | None) -> None:
-        self._entries[key] = members
-        self._held += len(members or ())
-        while self._held > self.max_members or len(self._entries) > self._MAX_ENTRIES:
-            _, evicted = self._entries.popitem(last=False)
-            self._held -= len(evicted or ())
-
-    def forget(self, project: str, segment: str, versions: Sequence[int]) -> None:
-        """Drops versions (deleted ones) from the cache."""
-        for version in versions:
-            evicted = self._entries.pop((project, segment, version), None)
-            self._held -= len(evicted or ())
-
-
-_Committed = tuple[int, int] | None
-
-
-class _CommittedCache:
-    """What `SnapshotStore.committed` read, per (project, segment, version asked), for `ttl`
-    seconds. Forgetting a segment bumps its generation, so that a read which started before is
-    not stored afterwards."""
-
-    _MAX_ENTRIES = 10_000
-
-    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
-        self.ttl = ttl
-        self._clock = clock
-        self._entries: dict[_Key, tuple[float, _Committed]] = {}
-        self._generations: dict[tuple[str, str], int] = {}
-
-    def generation(self, project: str, segment: str) -> int:
-        return self._generations.get((project, segment), 0)
-
-    def get(self, key: _Key) -> tuple[bool, _Committed]:
-        entry = self._entries.get(key)
-        if entry is None or self._clock() >= entry[0]:
-            return False, None
-        return True, entry[1]
-
-    def put(self, key: _Key, value: _Committed, generation: int) -> None:
-        if self.ttl <= 0 or generation != self.generation(key[0], key[1]):
-            return
-        now = self._clock()
-        if len(self._entries) >= self._MAX_ENTRIES:
-            self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-            if len(self._entries) >= self._MAX_ENTRIES:
-                self._entries.clear()
-        self._entries[key] = (now + self.ttl, value)
-
-    def forget(self, project: str, segment: str) -> None:
-        self._generations[(project, segment)] = self.generation(project, segment) + 1
-        for key in [k for k in self._entries if k[:2] == (project, segment)]:
-            del self._entries[key]
 
 
 class SnapshotStore:
@@ -249,7 +129,7 @@ class SnapshotStore:
         self._ch = ch
         self._keep = max(keep, 1)
         self.cache = MembersCache(ch, cached_members)
-        self._committed = _CommittedCache(check_ttl, clock)
+        self._committed = CommittedCache(check_ttl, clock)
 
     @staticmethod
     def _key(project: str, segment: str) -> dict[str, str]:
@@ -279,30 +159,74 @@ class SnapshotStore:
         as_of: datetime,
         now: datetime,
     ) -> SnapshotInfo:
+        """Writes the members under `version` as one attempt, then commits the attempt with the
+        version's `snapshots` row. Should another process commit the same version first (each
+        took it as the next one), this attempt's rows are dropped and it takes the next
+        version; readers only ever see the members of the attempt a version committed."""
+        for _ in range(_ATTEMPTS):
+            info = await self._attempt(project, segment, version, members_sql, members_params,
+                                       as_of, now)  # fmt: skip
+            if info is not None:
+                await self._prune(project, segment)
+                return info
+            version = await self.next_version(project, segment)
+        raise Aborted(
+            f"snapshot of {segment}: other snapshots kept taking its version; try again",
+            reason="SNAPSHOT_VERSION_CONTENDED",
+        )
+
+    async def _attempt(
+        self,
+        project: str,
+        segment: str,
+        version: int,
+        members_sql: str,
+        members_params: Params,
+        as_of: datetime,
+        now: datetime,
+    ) -> SnapshotInfo | None:
+        """The committed version, or None when another attempt holds `version`."""
         key = self._key(project, segment)
+        attempt = str(uuid.uuid4())
+        mine = {**key, "sv": version, "sa": attempt}
         try:
             # the compiled query is generated SQL text with every value bound as a parameter
             insert = _INSERT_MEMBERS + "(" + members_sql + ")"
-            await self._ch.command(insert, {**members_params, **key, "sv": version})
-            rows = await self._ch.query(_COUNT, {**key, "sv": version})
+            await self._ch.command(insert, {**members_params, **mine})
+            rows = await self._ch.query(_COUNT, mine)
             count = int(rows[0][0])
-            await self._ch.insert(
-                "snapshots",
-                ["project", "segment", "version", "as_of", "user_count", "create_time",
-                 "deleted", "revision"],
-                [[project, segment, version, as_of, count, now, 0, 1]],
-            )  # fmt: skip
+            if await self._holder(project, segment, version) is None:
+                revision = _COMMIT_BASE - time.time_ns() // 1000
+                await self._ch.insert(
+                    "snapshots",
+                    ["project", "segment", "version", "attempt", "as_of", "user_count",
+                     "create_time", "deleted", "revision"],
+                    [[project, segment, version, attempt, as_of, count, now, 0, revision]],
+                )  # fmt: skip
+                if await self._holder(project, segment, version) == attempt:
+                    return SnapshotInfo(version, as_of, count, now)
         except BaseException:
-            await self._discard_members(project, segment, [version])
+            await self._discard_members(project, segment, [version], attempt)
             raise
         finally:
             self._committed.forget(project, segment)
-        await self._prune(project, segment)
-        return SnapshotInfo(version, as_of, count, now)
+        await self._discard_members(project, segment, [version], attempt)
+        return None
 
-    async def _discard_members(self, project: str, segment: str, versions: Sequence[int]) -> None:
+    async def _holder(self, project: str, segment: str, version: int) -> str | None:
+        """The attempt that holds `version` (committed, or deleted since), if any."""
+        rows = await self._ch.query(_VERSION_ROWS, {**self._key(project, segment), "sv": version})
+        return str(rows[0][3]) if rows else None
+
+    async def _discard_members(
+        self, project: str, segment: str, versions: Sequence[int], attempt: str | None = None
+    ) -> None:
+        params = {**self._key(project, segment), "vs": list(versions)}
+        sql = _DISCARD if attempt is None else _DISCARD_ATTEMPT
+        if attempt is not None:
+            params["sa"] = attempt
         with contextlib.suppress(Exception):  # leftovers stay invisible (no snapshots row)
-            await self._ch.command(_DISCARD, {**self._key(project, segment), "vs": list(versions)})
+            await self._ch.command(sql, params)
 
     async def _prune(self, project: str, segment: str) -> None:
         versions = [s.version for s in await self.versions(project, segment, 1000, None)]
@@ -310,7 +234,8 @@ class SnapshotStore:
         if not old:
             return
         try:
-            await self._ch.command(_MARK_DELETED, {**self._key(project, segment), "vs": old})
+            params = {**self._key(project, segment), "vs": old, "rev": _DELETED_REVISION}
+            await self._ch.command(_MARK_DELETED, params)
         finally:
             self._committed.forget(project, segment)
         self.cache.forget(project, segment, old)
@@ -337,10 +262,10 @@ class SnapshotStore:
 
     async def committed(
         self, project: str, segment: str, version: int, fresh: bool = False
-    ) -> tuple[_Committed, bool]:
-        """(version, user count) of a live committed version, or of the latest one when `version`
-        is 0; None when there is none. Remembered for `check_ttl` seconds (see the module) unless
-        `fresh`; the flag tells whether it was read just now."""
+    ) -> tuple[Committed, bool]:
+        """(version, user count, attempt) of a live committed version, or of the latest one when
+        `version` is 0; None when there is none. Remembered for `check_ttl` seconds (see the
+        module) unless `fresh`; the flag tells whether it was read just now."""
         cache_key = (project, segment, version)
         if not fresh:
             known, value = self._committed.get(cache_key)
@@ -351,26 +276,28 @@ class SnapshotStore:
         self._committed.put(cache_key, value, generation)
         return value, True
 
-    async def _read_committed(self, project: str, segment: str, version: int) -> _Committed:
+    async def _read_committed(self, project: str, segment: str, version: int) -> Committed:
         # a cheaper read than `get`/`latest` (no FINAL)
         key = self._key(project, segment)
         if version:
             rows = await self._ch.query(_VERSION_ROWS, {**key, "sv": version})
-            return (version, int(rows[0][2])) if rows and not rows[0][1] else None
+            if not rows or rows[0][1]:
+                return None
+            return version, int(rows[0][2]), str(rows[0][3])
         limit = 2 * self._keep + 2
         rows = await self._ch.query(_LATEST_ROWS, {**key, "n": limit})
         seen: set[int] = set()
-        for row_version, deleted, user_count in rows:
+        for row_version, deleted, user_count, attempt in rows:
             if row_version in seen:
-                continue  # an older revision of a version already decided
+                continue  # a lower revision of a version already decided
             seen.add(row_version)
             if not deleted:
-                return int(row_version), int(user_count)
+                return int(row_version), int(user_count), str(attempt)
         if len(rows) < limit:
             return None
         # only deleted versions among the newest rows: look further, as FINAL sees it
         info = await self.latest(project, segment)
-        return (info.version, info.user_count) if info else None
+        return await self._read_committed(project, segment, info.version) if info else None
 
     async def check(
         self, project: str, segment: str, version: int, user_ids: Sequence[str]
@@ -389,19 +316,35 @@ class SnapshotStore:
             committed, _ = await self.committed(project, segment, version, fresh=True)
             if committed is None:
                 return None
-        key = {**self._key(project, segment), "sv": committed[0], "ids": list(user_ids)}
+        version_, _, attempt = committed
+        key = {**self._key(project, segment), "sv": version_, "sa": attempt, "ids": list(user_ids)}
         rows = await self._ch.query(_MEMBERS_IN, key)
-        return {r[0] for r in rows}, committed[0]
+        return {r[0] for r in rows}, version_
 
-    def stream_members(self, project: str, segment: str, version: int) -> AsyncIterator[list[Row]]:
-        return self._ch.query_stream(_MEMBERS, {**self._key(project, segment), "sv": version})
+    async def _live_attempt(self, project: str, segment: str, version: int) -> str:
+        committed = await self._read_committed(project, segment, version)
+        if committed is None:
+            raise NotFound(f"snapshot version {version} of {segment} not found")
+        return committed[2]
+
+    async def stream_members(
+        self, project: str, segment: str, version: int
+    ) -> AsyncIterator[list[Row]]:
+        """The members of a live committed version, in blocks; NotFound when it is not live."""
+        attempt = await self._live_attempt(project, segment, version)
+        key = {**self._key(project, segment), "sv": version, "sa": attempt}
+        async for block in self._ch.query_stream(_MEMBERS, key):
+            yield block
 
     async def changes(
         self, project: str, segment: str, from_v: int, to_v: int, after: str, limit: int
     ) -> list[tuple[str, int]]:
         """(user_id, 1 entered | 2 left) ordered by user id, after `after`."""
-        rows = await self._ch.query(
-            _CHANGES,
-            {**self._key(project, segment), "a": from_v, "b": to_v, "after": after, "n": limit},
-        )
+        params = {
+            **self._key(project, segment),
+            "a": from_v, "at": await self._live_attempt(project, segment, from_v),
+            "b": to_v, "bt": await self._live_attempt(project, segment, to_v),
+            "after": after, "n": limit,
+        }  # fmt: skip
+        rows = await self._ch.query(_CHANGES, params)
         return [(r[0], int(r[1])) for r in rows]
