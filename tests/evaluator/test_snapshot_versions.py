@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from libs.clickhouse.port import ClickHouse
+from libs.common.errors import Unavailable
 from services.evaluator.adapters.snapshot_store import SnapshotStore
 
 P, SEG = "p1", "projects/p1/segments/race"
@@ -79,3 +82,28 @@ async def test_of_two_commits_of_one_version_at_once_the_earlier_holds_it(
     assert await _members(reader, version) == ["z"]
     assert await _members(reader, version + 1) == ["a", "b"]
     assert await reader.check(P, SEG, version, ["a", "z"]) == ({"z"}, version)
+
+
+class _LostAfterCommit:
+    """The real engine, but the connection drops right after the `snapshots` row is written."""
+
+    def __init__(self, ch: ClickHouse) -> None:
+        self._ch = ch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ch, name)
+
+    async def insert(self, table: str, columns: Any, rows: Any, settings: Any = None) -> None:
+        await self._ch.insert(table, columns, rows, settings)
+        if table == "snapshots":
+            raise Unavailable("connection lost")
+
+
+async def test_a_commit_whose_answer_is_lost_keeps_its_members(ch: ClickHouse) -> None:
+    store = SnapshotStore(_LostAfterCommit(ch))
+    version = await store.next_version(P, SEG)
+    with pytest.raises(Unavailable):
+        await store.write(P, SEG, version, *_ids("a", "b"), NOW, NOW)
+    reader = SnapshotStore(ch)
+    assert (await reader.get(P, SEG, version)).user_count == 2
+    assert await _members(reader, version) == ["a", "b"]

@@ -189,6 +189,7 @@ class SnapshotStore:
         key = self._key(project, segment)
         attempt = str(uuid.uuid4())
         mine = {**key, "sv": version, "sa": attempt}
+        committing = False
         try:
             # the compiled query is generated SQL text with every value bound as a parameter
             insert = _INSERT_MEMBERS + "(" + members_sql + ")"
@@ -197,6 +198,9 @@ class SnapshotStore:
             count = int(rows[0][0])
             if await self._holder(project, segment, version) is None:
                 revision = _COMMIT_BASE - time.time_ns() // 1000
+                # from here on a failure may come after the row was written: the members stay
+                # (invisible unless the row names their attempt)
+                committing = True
                 await self._ch.insert(
                     "snapshots",
                     ["project", "segment", "version", "attempt", "as_of", "user_count",
@@ -206,7 +210,8 @@ class SnapshotStore:
                 if await self._holder(project, segment, version) == attempt:
                     return SnapshotInfo(version, as_of, count, now)
         except BaseException:
-            await self._discard_members(project, segment, [version], attempt)
+            if not committing:
+                await self._discard_members(project, segment, [version], attempt)
             raise
         finally:
             self._committed.forget(project, segment)
