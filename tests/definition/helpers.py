@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from libs.common.status import call_status
+from libs.common.status import field_violations as status_field_violations
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
@@ -94,23 +96,11 @@ async def create(
 
 
 def _status(err: grpc.aio.AioRpcError) -> status_pb2.Status:
-    trailers: Any = err.trailing_metadata() or ()
-    for key, value in cast(list[tuple[str, Any]], trailers):
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status()
-            status.ParseFromString(value)
-            return status
-    return status_pb2.Status()
+    return call_status(err) or status_pb2.Status()
 
 
 def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
-    fields: list[str] = []
-    for detail in _status(err).details:
-        if detail.TypeName() == error_details_pb2.BadRequest.DESCRIPTOR.full_name:
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields += [v.field for v in bad.field_violations]
-    return fields
+    return [v.field for v in status_field_violations(err)]
 
 
 def precondition_subjects(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from google.rpc.error_details_pb2 import ErrorInfo
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.config import Config
 from libs.common.errors import ERROR_DOMAIN
 from libs.common.server import RunningServer
+from libs.common.status import call_status, field_violations
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
@@ -173,18 +173,14 @@ class Rich:
 
 
 def rich(exc: grpc.aio.AioRpcError) -> Rich:
-    status: Any = rpc_status.from_call(exc)  # type: ignore[arg-type]  # an aio call
+    status = call_status(exc)
     assert status is not None, "no google.rpc.Status in the trailers"
     info = ErrorInfo()
-    violations: list[tuple[str, str]] = []
     for detail in status.details:
-        if detail.Is(ErrorInfo.DESCRIPTOR):
-            detail.Unpack(info)
-        elif detail.Is(BadRequest.DESCRIPTOR):
-            bad = BadRequest()
-            detail.Unpack(bad)
-            violations += [(v.field, v.description) for v in bad.field_violations]
+        if detail.Unpack(info):  # False, and nothing read, for the other details
+            break
     assert info.domain == ERROR_DOMAIN
+    violations = [(v.field, v.description) for v in field_violations(exc)]
     return Rich(exc.code(), exc.details() or "", info, violations)
 
 

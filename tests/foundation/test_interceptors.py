@@ -18,6 +18,7 @@ from libs.common.config import Config
 from libs.common.context import caller_email, request_id
 from libs.common.interceptors import INTERNAL_MESSAGE, STATUS_DETAILS_KEY
 from libs.common.logging import configure_logging
+from libs.common.status import call_status, field_violations
 
 from .conftest import FakeService, raw_method, running
 
@@ -333,3 +334,11 @@ async def test_each_call_logged_once_with_request_id(channel: grpc.aio.Channel) 
 
 def test_status_details_key_is_the_grpc_one() -> None:
     assert STATUS_DETAILS_KEY == "grpc-status-details-bin"
+
+
+def test_a_call_without_a_rich_status_has_no_field_violations() -> None:
+    plain = grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata(), "bad", None
+    )
+    assert call_status(plain) is None
+    assert field_violations(plain) == []

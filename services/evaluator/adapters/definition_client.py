@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 
 from libs.common.errors import (
     DeadlineExceeded,
     DomainError,
     FailedPrecondition,
-    FieldViolation,
     Internal,
     InvalidArgument,
     NotFound,
@@ -19,7 +15,7 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
-from libs.common.interceptors import STATUS_DETAILS_KEY
+from libs.common.status import field_violations
 from libs.model.definition import Definition
 from libs.model.definition_proto import definition_from_proto
 from libs.model.definition_to_proto import definition_to_proto
@@ -42,24 +38,8 @@ def _translate(exc: grpc.aio.AioRpcError) -> DomainError:
     kind = _CODES.get(exc.code(), Internal)
     message = f"definition service: {exc.details() or exc.code().name}"
     if kind is InvalidArgument:
-        return InvalidArgument(message, violations=_field_violations(exc))
+        return InvalidArgument(message, violations=field_violations(exc))
     return kind(message)
-
-
-def _field_violations(exc: grpc.aio.AioRpcError) -> list[FieldViolation]:
-    """The BadRequest field violations the error's google.rpc.Status carries, if any."""
-    trailers: Any = exc.trailing_metadata() or ()
-    for key, value in cast(list[tuple[str, Any]], trailers):
-        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        found: list[FieldViolation] = []
-        for detail in status.details:
-            bad = error_details_pb2.BadRequest()
-            if detail.Unpack(bad):
-                found += [FieldViolation(v.field, v.description) for v in bad.field_violations]
-        return found
-    return []
 
 
 class GrpcSegmentSource:
