@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import Unavailable
+from libs.common.errors import Aborted, Unavailable
 from services.evaluator.adapters.snapshot_store import SnapshotStore
 
 P, SEG = "p1", "projects/p1/segments/race"
@@ -49,19 +49,19 @@ class _CommitsAtOnce:
     """The real engine; right after this process's `snapshots` row is written, another
     process's commit of the same version, made a moment earlier, lands too."""
 
-    def __init__(self, ch: ClickHouse) -> None:
+    def __init__(self, ch: ClickHouse, times: int = 1) -> None:
         self._ch = ch
-        self.armed = True
+        self.times = times  # how many of this process's commits another one beats
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ch, name)
 
     async def insert(self, table: str, columns: Any, rows: Any, settings: Any = None) -> None:
         await self._ch.insert(table, columns, rows, settings)
-        if table == "snapshots" and self.armed:
-            self.armed = False
+        if table == "snapshots" and self.times > 0:
+            self.times -= 1
             row = dict(zip(columns, rows[0], strict=True))
-            attempt = "11111111-1111-1111-1111-111111111111"
+            attempt = f"11111111-1111-1111-1111-{self.times:012d}"
             await self._ch.insert(
                 "snapshot_members",
                 ["project", "segment", "version", "attempt", "user_id"],
@@ -107,3 +107,15 @@ async def test_a_commit_whose_answer_is_lost_keeps_its_members(ch: ClickHouse) -
     reader = SnapshotStore(ch)
     assert (await reader.get(P, SEG, version)).user_count == 2
     assert await _members(reader, version) == ["a", "b"]
+
+
+async def test_a_snapshot_beaten_to_every_version_it_takes_is_aborted(ch: ClickHouse) -> None:
+    store = SnapshotStore(_CommitsAtOnce(ch, times=100))
+    version = await store.next_version(P, SEG)
+    with pytest.raises(Aborted) as caught:
+        await store.write(P, SEG, version, *_ids("a"), NOW, NOW)
+    assert caught.value.reason == "SNAPSHOT_VERSION_CONTENDED"
+    rows = await ch.query(
+        "SELECT DISTINCT user_id FROM snapshot_members WHERE segment = {s:String}", {"s": SEG}
+    )
+    assert rows == [("z",)]  # only the winners' members remain
