@@ -266,7 +266,7 @@ class _Compiler:
                 node, lambda c: bare.filter(c.filter) if isinstance(c, UserProperty) else FALSE
             )
 
-        base = f"SELECT user_id FROM profiles FINAL WHERE {self._profile_scope(ids)}"  # noqa: S608
+        scope = self._profile_scope(ids)
         need = [predicate(n) for n in nodes if not holds_without_profile(n)]
         refuse = [negate(predicate(n)) for n in nodes if holds_without_profile(n)]
         join = ""
@@ -274,8 +274,10 @@ class _Compiler:
             alias = self.params.alias("ps")
             join = (
                 f" INNER JOIN (SELECT user_id AS {alias}_id FROM profiles FINAL"  # noqa: S608
-                f" WHERE {self._profile_scope(ids)} AND {and_all(need)}) AS {alias}"
-                f" ON {alias}.{alias}_id = {uid}"
+                f" WHERE {scope} AND {and_all(need)}) AS {alias} ON {alias}.{alias}_id = {uid}"
             )
-        anti = [f"{uid} NOT IN ({base} AND {or_all(refuse)})"] if refuse else []
+        anti = []
+        if refuse:
+            failing = f"SELECT user_id FROM profiles FINAL WHERE {scope} AND {or_all(refuse)}"  # noqa: S608
+            anti.append(f"{uid} NOT IN ({failing})")
         return join, anti
