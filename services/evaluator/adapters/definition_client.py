@@ -15,6 +15,7 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from libs.common.peers import open_peer_channel, peer_metadata
 from libs.common.status import field_violations
 from libs.model.definition import Definition
 from libs.model.definition_proto import definition_from_proto
@@ -53,13 +54,15 @@ class GrpcSegmentSource:
 
     def _stub(self) -> dpb_grpc.SegmentDefinitionServiceAsyncStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self._address)
+            self._channel = open_peer_channel(self._address)
         return dpb_grpc.SegmentDefinitionServiceStub(self._channel)
 
     async def resolve(self, segment: str) -> ResolvedSegment:
         try:
             response = await self._stub().GetSegmentDependencies(
-                dpb.GetSegmentDependenciesRequest(name=segment), timeout=self._timeout
+                dpb.GetSegmentDependenciesRequest(name=segment),
+                timeout=self._timeout,
+                metadata=peer_metadata(),
             )
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
@@ -76,14 +79,18 @@ class GrpcSegmentSource:
             parent=f"projects/{project}", definition=definition_to_proto(definition)
         )
         try:
-            await self._stub().ValidateDefinition(request, timeout=self._timeout)
+            await self._stub().ValidateDefinition(
+                request, timeout=self._timeout, metadata=peer_metadata()
+            )
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc) from exc
 
     async def time_zone(self, project: str) -> str:
         try:
             response = await self._stub().GetProject(
-                dpb.GetProjectRequest(name=f"projects/{project}"), timeout=self._timeout
+                dpb.GetProjectRequest(name=f"projects/{project}"),
+                timeout=self._timeout,
+                metadata=peer_metadata(),
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -1,0 +1,86 @@
+"""The one table of which role each RPC needs.
+
+Every RPC of the four services is listed here by its full method name. The server's access
+check (see docs/security.md once it exists) looks a method up in `RPC_ROLES`; a method that
+is missing is refused, never allowed by default. Roles are ordered: each includes the
+rights of the ones before it (viewer < editor < exporter < admin).
+
+Add a row here in the same change that adds an RPC to a contract.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+
+class Role(enum.IntEnum):
+    """A role granted to a key on one project (or on all projects)."""
+
+    VIEWER = 1  # read definitions, count, stream, check membership, read reports
+    EDITOR = 2  # also write definitions, ingest events and profiles, upload lists, deltas
+    EXPORTER = 3  # also export jobs
+    ADMIN = 4  # also keys, project settings, creating and deleting projects
+
+
+_DEFINITION = "/segments.v1.SegmentDefinitionService/"
+_EVALUATOR = "/segments.v1.SegmentEvaluatorService/"
+_REPORTING = "/segments.v1.SegmentReportingService/"
+_EXPORT = "/segments.v1.SegmentExportService/"
+
+RPC_ROLES: Mapping[str, Role] = {
+    # Definition service.
+    _DEFINITION + "GetProject": Role.VIEWER,
+    _DEFINITION + "UpdateProject": Role.ADMIN,
+    _DEFINITION + "GetSegment": Role.VIEWER,
+    _DEFINITION + "ListSegments": Role.VIEWER,
+    _DEFINITION + "CreateSegment": Role.EDITOR,
+    _DEFINITION + "UpdateSegment": Role.EDITOR,
+    _DEFINITION + "DeleteSegment": Role.EDITOR,
+    _DEFINITION + "BatchDeleteSegments": Role.EDITOR,
+    _DEFINITION + "CloneSegment": Role.EDITOR,
+    _DEFINITION + "ValidateDefinition": Role.VIEWER,
+    _DEFINITION + "ListDependentSegments": Role.VIEWER,
+    _DEFINITION + "GetSegmentDependencies": Role.VIEWER,
+    _DEFINITION + "RegisterSegmentUsage": Role.EDITOR,
+    _DEFINITION + "UnregisterSegmentUsage": Role.EDITOR,
+    _DEFINITION + "ListSegmentUsages": Role.VIEWER,
+    _DEFINITION + "ListSegmentEngagements": Role.VIEWER,
+    # Evaluator service.
+    _EVALUATOR + "IngestEvents": Role.EDITOR,
+    _EVALUATOR + "UpsertProfiles": Role.EDITOR,
+    _EVALUATOR + "GetProfile": Role.VIEWER,
+    _EVALUATOR + "SetTestUsers": Role.EDITOR,
+    _EVALUATOR + "UploadCustomList": Role.EDITOR,
+    _EVALUATOR + "ApplyPartnerDelta": Role.EDITOR,
+    _EVALUATOR + "CountSegment": Role.VIEWER,
+    _EVALUATOR + "EstimateDefinition": Role.VIEWER,
+    _EVALUATOR + "ExplainSegment": Role.VIEWER,
+    _EVALUATOR + "StreamAudience": Role.VIEWER,
+    _EVALUATOR + "CheckMembership": Role.VIEWER,
+    _EVALUATOR + "CreateSnapshot": Role.EDITOR,
+    _EVALUATOR + "GetSnapshot": Role.VIEWER,
+    _EVALUATOR + "ListSnapshots": Role.VIEWER,
+    _EVALUATOR + "ListSnapshotChanges": Role.VIEWER,
+    _EVALUATOR + "StreamLiveEntries": Role.VIEWER,
+    # Reporting service.
+    _REPORTING + "GetSegmentTrend": Role.VIEWER,
+    _REPORTING + "GetReachability": Role.VIEWER,
+    _REPORTING + "ListSampleUsers": Role.VIEWER,
+    _REPORTING + "GetLiveRate": Role.VIEWER,
+    _REPORTING + "RunDailyJob": Role.EDITOR,
+    _REPORTING + "GetDailyRun": Role.VIEWER,
+    _REPORTING + "ListDailyRuns": Role.VIEWER,
+    # Export service.
+    _EXPORT + "CreateExportJob": Role.EXPORTER,
+    _EXPORT + "GetExportJob": Role.EXPORTER,
+    _EXPORT + "ListExportJobs": Role.EXPORTER,
+    _EXPORT + "CancelExportJob": Role.EXPORTER,
+    _EXPORT + "StreamExportJob": Role.EXPORTER,
+}
+
+
+def required_role(method: str) -> Role | None:
+    """The role `method` (for example "/segments.v1.SegmentEvaluatorService/CountSegment")
+    needs, or None when the method is not in the table (and so must be refused)."""
+    return RPC_ROLES.get(method)
