@@ -55,6 +55,9 @@ class Config:
     data_dir: Path = Path("var")
     # SQLAlchemy async URL of the definition store; None means the embedded SQLite file.
     database_url: str | None = None
+    # SQLAlchemy async URLs of the evaluator's, reporting's and export's own tables
+    # (SEGMENTS_<SERVICE>_DATABASE_URL); see `service_database_url`.
+    service_database_urls: Mapping[str, str] = field(default_factory=dict)
     # ClickHouse HTTP URL (http://user:pass@host:8123/db); None means embedded chDB.
     clickhouse_url: str | None = None
     # ClickHouse database that holds this deployment's tables.
@@ -85,6 +88,16 @@ class Config:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    def service_database_url(self, service: str) -> str:
+        """SQLAlchemy async URL of the SQL tables `service` owns (live state, daily runs, export
+        jobs): SEGMENTS_<SERVICE>_DATABASE_URL, else SEGMENTS_DATABASE_URL (one database
+        shared by the services, each with its own tables and migration version table), else
+        the embedded SQLite file `<data dir>/<service>.sqlite3`."""
+        if service == "definition":
+            return self.effective_database_url
+        configured = self.service_database_urls.get(service) or self.database_url
+        return configured or f"sqlite+aiosqlite:///{self.data_dir / f'{service}.sqlite3'}"
 
     @property
     def chdb_path(self) -> Path:
@@ -135,6 +148,12 @@ class Config:
             service_ports=ports,
             data_dir=Path(env.get("SEGMENTS_DATA_DIR", str(defaults.data_dir))),
             database_url=env.get("SEGMENTS_DATABASE_URL") or None,
+            service_database_urls={
+                name: url
+                for name in SERVICE_NAMES
+                if name != "definition"
+                and (url := env.get(f"SEGMENTS_{name.upper()}_DATABASE_URL", ""))
+            },
             clickhouse_url=env.get("SEGMENTS_CLICKHOUSE_URL") or None,
             clickhouse_database=env.get(
                 "SEGMENTS_CLICKHOUSE_DATABASE", defaults.clickhouse_database

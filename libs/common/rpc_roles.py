@@ -63,6 +63,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _EVALUATOR + "ListSnapshots": Role.VIEWER,
     _EVALUATOR + "ListSnapshotChanges": Role.VIEWER,
     _EVALUATOR + "StreamLiveEntries": Role.VIEWER,
+    _EVALUATOR + "CountLiveEntries": Role.VIEWER,
     # Reporting service.
     _REPORTING + "GetSegmentTrend": Role.VIEWER,
     _REPORTING + "GetReachability": Role.VIEWER,

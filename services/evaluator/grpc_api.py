@@ -346,6 +346,15 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         )
         yield pb.StreamLiveEntriesResponse()  # pragma: no cover
 
+    async def CountLiveEntries(
+        self, request: pb.CountLiveEntriesRequest, context: Ctx
+    ) -> pb.CountLiveEntriesResponse:
+        raise Unimplemented(
+            "live segments are not evaluated yet: CountLiveEntries will count entries once "
+            "live qualification lands",
+            reason="LIVE_SEGMENTS_NOT_AVAILABLE",
+        )
+
 
 def _int_token(token: str) -> int | None:
     if not token:

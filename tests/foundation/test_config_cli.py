@@ -194,3 +194,19 @@ def test_demo_worked_example_users() -> None:
         assert len(charges) >= 3
         recent = any(t >= two_weeks_ago for t in charges)
         assert recent == (user_id in WORKED_EXAMPLE_NEAR_MISSES)
+
+
+def test_service_database_urls() -> None:
+    embedded = Config.from_env({"SEGMENTS_DATA_DIR": "/tmp/d"})
+    assert embedded.service_database_url("export") == "sqlite+aiosqlite:////tmp/d/export.sqlite3"
+    assert embedded.service_database_url("definition") == embedded.effective_database_url
+    shared = Config.from_env({"SEGMENTS_DATABASE_URL": "postgresql+asyncpg://h/db"})
+    assert shared.service_database_url("reporting") == "postgresql+asyncpg://h/db"
+    own = Config.from_env(
+        {
+            "SEGMENTS_DATABASE_URL": "postgresql+asyncpg://h/db",
+            "SEGMENTS_EXPORT_DATABASE_URL": "postgresql+asyncpg://h/exports",
+        }
+    )
+    assert own.service_database_url("export") == "postgresql+asyncpg://h/exports"
+    assert own.service_database_url("evaluator") == "postgresql+asyncpg://h/db"

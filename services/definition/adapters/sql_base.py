@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from libs.sqlstore import insert_ignoring_conflicts
 
 
 class SqlBase:
@@ -18,6 +19,4 @@ class SqlBase:
 
     def insert_ignoring_conflicts(self, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING on either backend."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table).values(rows).on_conflict_do_nothing()
-        return sqlite.insert(table).values(rows).on_conflict_do_nothing()
+        return insert_ignoring_conflicts(self.dialect, table, rows)

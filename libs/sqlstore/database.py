@@ -1,0 +1,129 @@
+"""`SqlDatabase`: engine, migrations and transactions of one service's SQL store.
+
+SQLite specifics: foreign keys are switched on, the journal is WAL, and every transaction
+starts with BEGIN IMMEDIATE so that concurrent writers (also in other processes) queue (busy
+timeout) instead of failing on a lock upgrade; one writer at a time gives the same outcomes
+as PostgreSQL's row locks and unique indexes, and stands in for `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from libs.common.errors import Aborted, Unavailable
+
+#: PostgreSQL SQLSTATEs meaning "a concurrent transaction won; retry": serialization
+#: failure and deadlock.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy async URL of an embedded SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def insert_ignoring_conflicts(dialect: str, table: sa.Table, rows: list[dict[str, Any]]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on either backend (`dialect`: the connection's)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(rows).on_conflict_do_nothing()
+    return sqlite.insert(table).values(rows).on_conflict_do_nothing()
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlDatabase:
+    """One service's SQL store, named by an SQLAlchemy async URL.
+
+    `migrations_dir` is the service's Alembic script location (its `env.py` calls
+    `run_alembic_env`); `label` names the store in error messages ("the export store").
+    """
+
+    def __init__(self, url: str, migrations_dir: Path, *, label: str) -> None:
+        self.url = url
+        self.label = label
+        self._migrations_dir = migrations_dir
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError(f"{self.label} is not open")
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """ "postgresql" or "sqlite"."""
+        return self.engine.dialect.name
+
+    async def open(self) -> None:
+        """Creates the engine and migrates the schema to the latest revision."""
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite":
+            if url.database and url.database != ":memory:":
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+            _sqlite_setup(engine)
+        else:
+            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(self._upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine = engine
+
+    def _upgrade(self, connection: Connection) -> None:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(self._migrations_dir))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back on any exception.
+
+        A lock held by a concurrent writer or a serialization conflict is ABORTED (retry);
+        a store that cannot be reached is UNAVAILABLE.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise Aborted("the store is busy with a concurrent change; retry") from exc
+            raise Unavailable(f"{self.label} cannot be reached") from exc
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                raise Aborted("a concurrent change conflicted with this one; retry") from exc
+            raise
