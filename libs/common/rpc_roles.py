@@ -32,6 +32,7 @@ RPC_ROLES: Mapping[str, Role] = {
     # Definition service.
     _DEFINITION + "GetProject": Role.VIEWER,
     _DEFINITION + "UpdateProject": Role.ADMIN,
+    _DEFINITION + "ListProjects": Role.VIEWER,
     _DEFINITION + "GetSegment": Role.VIEWER,
     _DEFINITION + "ListSegments": Role.VIEWER,
     _DEFINITION + "CreateSegment": Role.EDITOR,

@@ -53,6 +53,14 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
         )
         return convert.project_to_proto(project)
 
+    async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> Any:
+        found, token = await projects.list_projects(
+            self.store, request.page_size, request.page_token
+        )
+        return pb.ListProjectsResponse(
+            projects=[convert.project_to_proto(p) for p in found], next_page_token=token
+        )
+
     # --- segments ---------------------------------------------------------------------------
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context: Context) -> Any:

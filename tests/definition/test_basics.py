@@ -50,3 +50,44 @@ async def test_unknown_segment_is_not_found(backend: Backend, project: str) -> N
             pb.GetSegmentRequest(name=f"projects/{project}/segments/nope")
         )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_list_projects_pages_in_id_order(backend: Backend, project: str) -> None:
+    names = [f"projects/{project}-{i}" for i in (3, 1, 2)]
+    for name in names:
+        await backend.stub.GetProject(pb.GetProjectRequest(name=name))
+    await create(backend.stub, f"{project}-2", "Shoppers")
+    seen: list[segment_pb2.Project] = []
+    token = ""
+    while True:
+        page = await backend.stub.ListProjects(
+            pb.ListProjectsRequest(page_size=2, page_token=token)
+        )
+        assert len(page.projects) <= 2
+        seen += page.projects
+        token = page.next_page_token
+        if not token:
+            break
+    ids = [p.name for p in seen]
+    assert ids == sorted(ids)
+    mine = [p for p in seen if p.name in names]
+    assert [p.name for p in mine] == sorted(names)
+    assert [p.segment_count for p in mine] == [2, 3, 2]
+    assert all(p.time_zone == "UTC" for p in mine)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.ListProjectsRequest(page_size=-1), "page_size"),
+        (pb.ListProjectsRequest(page_size=1001), "page_size"),
+        (pb.ListProjectsRequest(page_token="%%%"), "page_token"),
+    ],
+)
+async def test_list_projects_refuses_bad_pages(
+    backend: Backend, request_: pb.ListProjectsRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await backend.stub.ListProjects(request_)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (caught.value.details() or "")

@@ -86,6 +86,21 @@ class SegmentSql(SqlBase):
         )
         return bool(result.rowcount == 1)
 
+    async def list_projects(self, after: str | None, limit: int) -> list[Project]:
+        counts = (
+            sa.select(S.project_id, sa.func.count().label("n")).group_by(S.project_id).subquery()
+        )
+        query = (
+            sa.select(projects, counts.c.n)
+            .outerjoin(counts, counts.c.project_id == projects.c.project_id)
+            .order_by(projects.c.project_id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(projects.c.project_id > after)
+        found = (await self.conn.execute(query)).all()
+        return [rows.project_from_row(row, int(row.n or 0)) for row in found]
+
     async def count_segments(self, project_id: str) -> int:
         count = await self.conn.scalar(
             sa.select(sa.func.count()).select_from(segments).where(S.project_id == project_id)

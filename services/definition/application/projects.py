@@ -1,7 +1,9 @@
-"""GetProject and UpdateProject."""
+"""GetProject, UpdateProject and ListProjects."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import zoneinfo
 from dataclasses import replace
 
@@ -11,6 +13,8 @@ from services.definition.domain.ports import Store
 from services.definition.domain.segment import Project, new_etag
 
 UPDATABLE_PROJECT_FIELDS = ("time_zone",)
+DEFAULT_PROJECT_PAGE = 100
+MAX_PROJECT_PAGE = 1000
 
 
 def validate_time_zone(name: str, field: str) -> None:
@@ -44,3 +48,32 @@ async def update_project(store: Store, project_id: str, time_zone: str, etag: st
         if not await tx.update_project(updated, current.etag):
             raise Aborted(f"{current.name} was changed concurrently; re-read and retry")
         return await tx.ensure_project(project_id, utc_now())
+
+
+def _project_token(project_id: str) -> str:
+    return base64.urlsafe_b64encode(project_id.encode()).decode()
+
+
+def _after_token(token: str) -> str | None:
+    if not token:
+        return None
+    try:
+        after = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        after = ""
+    if not after or _project_token(after) != token:
+        raise InvalidArgument.field("page_token", "not a token from a previous page")
+    return after
+
+
+async def list_projects(store: Store, page_size: int, page_token: str) -> tuple[list[Project], str]:
+    """A page of projects in id order, and the token of the next page ("" on the last)."""
+    if not 0 <= page_size <= MAX_PROJECT_PAGE:
+        raise InvalidArgument.field("page_size", f"must be 0 to {MAX_PROJECT_PAGE}")
+    size = page_size or DEFAULT_PROJECT_PAGE
+    after = _after_token(page_token)
+    async with store.transaction() as tx:
+        found = await tx.list_projects(after, size + 1)
+    if len(found) > size:
+        return found[:size], _project_token(found[size - 1].project_id)
+    return found, ""
