@@ -61,11 +61,15 @@ class Evaluator:
         self, project: str, as_of: datetime | None, resolved: ResolvedSegment | None
     ) -> EvaluationContext:
         zone = await self.segments.time_zone(project)
+        instant = (as_of or datetime.now(UTC)).astimezone(UTC)
+        # profiles changed after the instant: read them as they were then
+        latest = await self.profiles.latest_update(project)
         return EvaluationContext(
             project=project,
-            as_of=(as_of or datetime.now(UTC)).astimezone(UTC),
+            as_of=instant,
             time_zone=zone,
             segments=dict(resolved.references) if resolved else {},
+            profiles_as_of=latest is not None and latest > instant,
         )
 
     async def compile_saved(

@@ -1,4 +1,5 @@
-"""Profiles in ClickHouse: the latest write of a user's profile wins."""
+"""Profiles in ClickHouse: the latest write of a user's profile wins, and every write is kept
+as a version (`profile_versions`) so that a profile can be read as it was at an instant."""
 
 from __future__ import annotations
 
@@ -22,11 +23,21 @@ _PROFILE_COLUMNS = [
     "channel_address", "channel_unsubscribed", "channel_blocked",
     "str_props", "num_props", "bool_props", "time_props", "update_time",
 ]  # fmt: skip
-_SELECT_PROFILE = (
-    "SELECT user_id, email, phone, display_name, test_user, blocked, channel_address, "
+_PROFILE_FIELDS = (
+    "user_id, email, phone, display_name, test_user, blocked, channel_address, "
     "channel_unsubscribed, channel_blocked, str_props, num_props, bool_props, time_props, "
-    "update_time FROM profiles FINAL "
+    "update_time"
+)
+_SELECT_PROFILE = (
+    f"SELECT {_PROFILE_FIELDS} FROM profiles FINAL "  # noqa: S608
     "WHERE project = {project:String} AND user_id IN {ids:Array(String)}"
+)
+#: each user's latest version at or before `as_of` (versions of one instant: any one of them)
+_SELECT_PROFILE_AS_OF = (
+    f"SELECT {_PROFILE_FIELDS} FROM profile_versions "  # noqa: S608
+    "WHERE project = {project:String} AND user_id IN {ids:Array(String)} "
+    "AND update_time <= {as_of:DateTime64(3, 'UTC')} "
+    "ORDER BY user_id, update_time DESC LIMIT 1 BY user_id"
 )
 
 
@@ -68,17 +79,48 @@ class ProfileStore:
     async def upsert(self, project: str, profiles: Sequence[Profile], now: datetime) -> int:
         rows = [_profile_row(project, p, p.update_time or now) for p in profiles]
         async with self._locks(f"profiles:{project}"):
-            await self._ch.insert("profiles", _PROFILE_COLUMNS, rows)
-            await self._ch.insert(
-                "users", ["project", "user_id", "seen_at"],
-                [[project, p.user_id, EPOCH] for p in profiles],
-            )  # fmt: skip
+            await self._write(project, rows)
         return len(rows)
 
-    async def get_many(self, project: str, user_ids: Sequence[str]) -> dict[str, Profile]:
+    async def _write(self, project: str, rows: list[list[Any]]) -> None:
+        """Stores versions: the history first, then the watermark, then the current state and
+        the universe. A reader that finds the watermark at or before its instant reads the
+        current state, which then holds no later version; one that finds it later reads the
+        history, which already holds the version. A write cut off part-way is completed by
+        sending it again (a repeated version changes no answer)."""
+        if not rows:
+            return
+        await self._ch.insert("profile_versions", _PROFILE_COLUMNS, rows)
+        latest = max(r[-1] for r in rows)
+        await self._ch.insert("profile_watermarks", ["project", "latest"], [[project, latest]])
+        await self._ch.insert("profiles", _PROFILE_COLUMNS, rows)
+        # a profile makes its user part of the universe from its update_time on
+        await self._ch.insert(
+            "users", ["project", "user_id", "seen_at"], [[project, r[1], r[-1]] for r in rows]
+        )
+
+    async def latest_update(self, project: str) -> datetime | None:
+        """The latest update_time of any version of the project's profiles (None: none)."""
+        rows = await self._ch.query(
+            "SELECT count(), max(latest) FROM profile_watermarks WHERE project = {project:String}",
+            {"project": project},
+        )
+        return rows[0][1] if rows and rows[0][0] else None
+
+    async def get_many(
+        self, project: str, user_ids: Sequence[str], as_of: datetime | None = None
+    ) -> dict[str, Profile]:
+        """Profiles by user id: the current ones, or as they were at `as_of`."""
         if not user_ids:
             return {}
-        rows = await self._ch.query(_SELECT_PROFILE, {"project": project, "ids": list(user_ids)})
+        params: dict[str, Any] = {"project": project, "ids": list(user_ids)}
+        sql = _SELECT_PROFILE
+        if as_of is not None:
+            latest = await self.latest_update(project)
+            if latest is not None and latest > as_of:
+                sql = _SELECT_PROFILE_AS_OF
+                params["as_of"] = as_of
+        rows = await self._ch.query(sql, params)
         return {r[0]: _profile_from_row(r) for r in rows}
 
     async def set_test_users(
@@ -98,7 +140,7 @@ class ProfileStore:
                     p.channels, p.properties, stamp,
                 )  # fmt: skip
                 rows.append(_profile_row(project, changed, stamp))
-            await self._ch.insert("profiles", _PROFILE_COLUMNS, rows)
+            await self._write(project, rows)
         unknown = [u for u in dict.fromkeys(user_ids) if u not in found]
         return len(rows), unknown
 

@@ -6,8 +6,13 @@ Table contract (the compiler reads these by unqualified name in the current data
 * `event_ids` every stored event id with its event's sort key and its ingest attempt,
   ordered for the ingest duplicate check; `ingest_batches` the attempts that finished.
 * `profiles` latest write wins (ReplacingMergeTree on update_time); read with FINAL.
+* `profile_versions` every write of a profile, with its update_time: the profile as of an
+  instant is the user's latest version at or before it; `profile_watermarks` the latest
+  update_time per project, so that an evaluation knows when current profiles are also the
+  profiles as of its instant.
 * `users` the universe: `SELECT DISTINCT user_id FROM users WHERE project = p AND
-  seen_at <= as_of` (profiles are seen at the epoch; events at their batch's earliest time).
+  seen_at <= as_of` (profiles are seen at their first version's update_time, or at the
+  epoch when written before versions were kept; events at their batch's earliest time).
 * `list_members` partner members (ReplacingMergeTree on sequence; FINAL).
 * `list_uploads` / `list_upload_members` custom lists, one version per upload; a version
   exists once its `list_uploads` row is written, after all its members.
@@ -171,6 +176,36 @@ GROUP BY project, segment""",
         (
             "ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS attempt UUID",
             "ALTER TABLE snapshot_members ADD COLUMN IF NOT EXISTS attempt UUID",
+        ),
+    ),
+    Migration(
+        5,
+        "profile history: every write is a version with its update_time",
+        (
+            f"""CREATE TABLE IF NOT EXISTS profile_versions (
+    project LowCardinality(String),
+    user_id String,
+    email String,
+    phone String,
+    display_name String,
+    test_user UInt8,
+    blocked UInt8,
+    channel_address Map(String, String),
+    channel_unsubscribed Map(String, UInt8),
+    channel_blocked Map(String, UInt8),{_PROPS},
+    update_time DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (project, user_id, update_time)""",
+            """CREATE TABLE IF NOT EXISTS profile_watermarks (
+    project LowCardinality(String),
+    latest SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = AggregatingMergeTree ORDER BY project""",
+            # Profiles written before: their current state becomes their one version.
+            """INSERT INTO profile_versions SELECT project, user_id, email, phone, display_name,
+    test_user, blocked, channel_address, channel_unsubscribed, channel_blocked, str_props,
+    num_props, bool_props, time_props, update_time FROM profiles FINAL
+WHERE (project, user_id) NOT IN (SELECT project, user_id FROM profile_versions)""",
+            """INSERT INTO profile_watermarks SELECT project, max(update_time) FROM profiles
+GROUP BY project""",
         ),
     ),
 )

@@ -5,15 +5,17 @@ Shape of a past-behaviour query (one scan of `events` whatever the number of cla
     SELECT u.uid AS user_id
     FROM (SELECT DISTINCT user_id AS uid FROM users WHERE project = ? AND seen_at <= as_of) AS u
     LEFT JOIN (<one aggregation over events, see compiler_clauses>) AS e ON e.eid = u.uid
-    LEFT JOIN (SELECT user_id AS pid, <maps> FROM profiles FINAL WHERE project = ?) AS pr
+    LEFT JOIN (SELECT user_id AS pid, 1 AS pe, <profile predicates> FROM profiles ...) AS pr
         ON pr.pid = u.uid
     WHERE <boolean tree> AND uid IN (<included>) AND uid NOT IN (<excluded>)
     SETTINGS join_use_nulls = 0
 
 The universe is every user with a profile or an event at or before `as_of`, so NOT and
 "did not" include users with no events at all. Segments referenced by "in segment" leaves or
-included/excluded lists are compiled recursively as `uid IN (subquery)`. Profile properties
-are current state (profiles keep no history): `as_of` applies to events only.
+included/excluded lists are compiled recursively as `uid IN (subquery)`. Profiles are read as
+they were at `as_of`: from the current state (`profiles FINAL`) when no profile of the project
+changed after `as_of` (`EvaluationContext.profiles_as_of` false), else each user's latest
+version at or before `as_of` from `profile_versions`.
 
 The module is pure: every identifier and value is a bound parameter (see
 `compiler_predicates.Params`), never SQL text.
@@ -29,6 +31,7 @@ from typing import Any
 
 from libs.common.errors import FailedPrecondition
 from libs.model.definition import (
+    NEGATIVE_OPERATORS,
     Condition,
     CustomListDefinition,
     Definition,
@@ -58,6 +61,7 @@ from services.evaluator.domain.compiler_predicates import (
     or_all,
     time_compare,
 )
+from services.evaluator.domain.compiler_profiles import ProfileReader
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class EvaluationContext:
     as_of: datetime  # aware, UTC
     time_zone: str  # IANA name, for day and month boundaries
     segments: Mapping[str, Definition] = field(default_factory=dict)  # by resource name
+    #: true when some profile of the project changed after `as_of`: profiles are then read
+    #: from their versions as of `as_of` instead of their current state
+    profiles_as_of: bool = False
 
 
 def compile_members(
@@ -98,6 +105,7 @@ class _Compiler:
     def __init__(self, ctx: EvaluationContext, params: Params) -> None:
         self.ctx = ctx
         self.params = params
+        self._profiles = ProfileReader(params, ctx.project, ctx.as_of, ctx.profiles_as_of)
 
     def members(
         self, definition: Definition, name: str | None, ids: str | None, stack: tuple[str, ...]
@@ -133,10 +141,7 @@ class _Compiler:
             case SystemDefinition(kind=SystemSegmentKind.ALL_USERS):
                 return f"SELECT uid AS user_id FROM ({self._universe(ids)})"  # noqa: S608
             case SystemDefinition(kind=SystemSegmentKind.TEST_USERS):
-                return (
-                    "SELECT DISTINCT user_id FROM profiles FINAL "  # noqa: S608
-                    f"WHERE project = {project} AND test_user = 1{only}"
-                )
+                return self._profiles.matching("test_user = 1", ids)
         raise ValueError(f"unknown definition {definition!r}")
 
     def _list_name(self, name: str | None) -> str:
@@ -176,10 +181,10 @@ class _Compiler:
         events = self.params.alias("e")
         profiles = self.params.alias("pr")
         scan = EventScan(self.params, self.ctx.project, self.ctx.as_of, self.ctx.time_zone)
-        joined = PropertyPredicates(self.params, f"{profiles}.", self.ctx.as_of, self.ctx.time_zone)
+        bare = PropertyPredicates(self.params, "", self.ctx.as_of, self.ctx.time_zone)
         clauses: dict[int, Clause] = {}
         plan = classify(query.root)
-        uses_profiles = False
+        joined: list[str] = []  # profile predicates read by the mixed conjuncts
 
         def clause(condition: Condition) -> Clause:
             assert isinstance(condition, Behaviour)
@@ -196,11 +201,11 @@ class _Compiler:
         uid = f"{events}.eid" if driven_by_events else f"{universe}.uid"
 
         def joined_leaf(condition: Condition) -> str:
-            nonlocal uses_profiles
             match condition:
                 case UserProperty(filter=prop):
-                    uses_profiles = True
-                    return joined.filter(prop)
+                    joined.append(bare.filter(prop))
+                    without = "1" if prop.comparison.operator in NEGATIVE_OPERATORS else "0"
+                    return f"if({profiles}.pe = 1, {profiles}.v{len(joined) - 1}, {without})"
                 case InSegment(segment=name, negate=negated):
                     inside = f"{uid} IN ({self._segment(name, ids, stack)})"
                     return negate(inside) if negated else inside
@@ -231,20 +236,13 @@ class _Compiler:
             if scan.select:
                 sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
         sql += profile_join
-        if uses_profiles:
-            sql += (
-                " LEFT JOIN (SELECT user_id AS pid, str_props, num_props, bool_props, time_props"  # noqa: S608
-                f" FROM profiles FINAL WHERE {self._profile_scope(ids)}) AS {profiles}"
-                f" ON {profiles}.pid = {uid}"
-            )
+        if joined:
+            values = self._profiles.values("pid", "pe", joined, ids)
+            sql += f" LEFT JOIN ({values}) AS {profiles} ON {profiles}.pid = {uid}"
         condition = and_all(where)
         if condition != TRUE:
             sql += f" WHERE {condition}"
         return sql
-
-    def _profile_scope(self, ids: str | None) -> str:
-        scope = f"project = {self.params.string(self.ctx.project)}"
-        return scope if ids is None else f"{scope} AND has({ids}, user_id)"
 
     def _profile_semi_joins(
         self, uid: str, nodes: Seq[Node], ids: str | None
@@ -257,7 +255,7 @@ class _Compiler:
         Returns the join clause (or "") and the conditions for WHERE. The join, not
         `uid IN (...)`: the engine builds a join's table while the events aggregation runs,
         but builds an IN set before it starts (about 15% of the benchmark segment's time,
-        bench/queries.py). `profiles FINAL` holds one row per user, so the join adds no rows.
+        bench/queries.py). The profiles hold one row per user, so the join adds no rows.
         """
         bare = PropertyPredicates(self.params, "", self.ctx.as_of, self.ctx.time_zone)
 
@@ -266,18 +264,14 @@ class _Compiler:
                 node, lambda c: bare.filter(c.filter) if isinstance(c, UserProperty) else FALSE
             )
 
-        scope = self._profile_scope(ids)
         need = [predicate(n) for n in nodes if not holds_without_profile(n)]
         refuse = [negate(predicate(n)) for n in nodes if holds_without_profile(n)]
         join = ""
         if need:
             alias = self.params.alias("ps")
-            join = (
-                f" INNER JOIN (SELECT user_id AS {alias}_id FROM profiles FINAL"  # noqa: S608
-                f" WHERE {scope} AND {and_all(need)}) AS {alias} ON {alias}.{alias}_id = {uid}"
-            )
+            matching = self._profiles.matching(and_all(need), ids, f"{alias}_id")
+            join = f" INNER JOIN ({matching}) AS {alias} ON {alias}.{alias}_id = {uid}"
         anti = []
         if refuse:
-            failing = f"SELECT user_id FROM profiles FINAL WHERE {scope} AND {or_all(refuse)}"  # noqa: S608
-            anti.append(f"{uid} NOT IN ({failing})")
+            anti.append(f"{uid} NOT IN ({self._profiles.matching(or_all(refuse), ids)})")
         return join, anti

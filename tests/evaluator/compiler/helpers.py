@@ -59,7 +59,9 @@ async def members(
     """Members by the compiled SQL; asserts the reference evaluator agrees."""
     segments = dict(segments or {})
     await load(ch, world)
-    ctx = EvaluationContext(PROJECT, as_of, time_zone, segments)
+    ctx = EvaluationContext(
+        PROJECT, as_of, time_zone, segments, profiles_as_of=world.profiles_changed_after(as_of)
+    )
     query = compile_members(definition, ctx, user_ids=user_ids, segment_name=segment_name)
     rows = await ch.query(query.sql, query.params)
     got = [row[0] for row in rows]

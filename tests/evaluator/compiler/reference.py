@@ -4,8 +4,9 @@ It shares no code with the compiler (windows included) and favours the most lite
 of each rule over efficiency: it is the oracle the compiled SQL is checked against.
 
 Rules implemented (and documented choices):
-* universe: users with a profile or with an event at or before as_of; later events are
-  invisible everywhere;
+* universe: users with a profile version or an event at or before as_of; later events and
+  profile versions are invisible everywhere (a profile is its latest version at or before
+  as_of);
 * windows: see `in_window` (day boundaries compared as local calendar dates in the project's
   time zone; a month back is the local wall-clock time N months earlier, day clamped, read
   with the offset before any daylight-saving change);
@@ -81,7 +82,8 @@ class Reference:
         self.by_user: dict[str, list[Event]] = {}
         for e in self.events:
             self.by_user.setdefault(e.user_id, []).append(e)
-        self.profiles = {p.user_id: p for p in world.profiles}
+        # each user's profile as it was at as_of: the latest version at or before it
+        self.profiles = world.latest_profiles(as_of)
         self.universe = set(self.profiles) | set(self.by_user)
 
     # --- membership ---------------------------------------------------------------------
@@ -103,7 +105,7 @@ class Reference:
         if isinstance(definition, SystemDefinition):
             if definition.kind is SystemSegmentKind.ALL_USERS:
                 return set(self.universe)
-            return {p.user_id for p in self.world.profiles if p.test_user}
+            return {p.user_id for p in self.profiles.values() if p.test_user}
         raise AssertionError(definition)
 
     def query_holds(self, query: PastBehaviorQuery, user: str) -> bool:

@@ -54,7 +54,7 @@ from libs.model.definition import (
     YesterdayWindow,
 )
 
-from .world import Event, ListRow, Profile, World
+from .world import PROFILE_SEEN_AT, Event, ListRow, Profile, World
 
 Op = ComparisonOperator
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata")
@@ -293,9 +293,18 @@ def _cases_at(as_of: datetime, time_zone: str) -> st.SearchStrategy[Case]:
             follow.append(
                 Event(event.user_id, draw(st.sampled_from(NAMES)), event.time + gap, draw(props))
             )
+        # a user's profile versions at distinct times, some later than as_of (read as of it)
         profiles = [
-            Profile(user, draw(props), draw(st.booleans()))
+            Profile(user, draw(props), draw(st.booleans()), when)
             for user in draw(st.lists(st.sampled_from(USERS), unique=True, max_size=6))
+            for when in draw(
+                st.lists(
+                    st.one_of(st.just(PROFILE_SEEN_AT), moments),
+                    min_size=1,
+                    max_size=2,
+                    unique=True,
+                )
+            )
         ]
         list_rows = [
             ListRow(SEGMENTS["list"], user, sequence, member)

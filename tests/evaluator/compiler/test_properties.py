@@ -34,7 +34,13 @@ async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
     )
     @given(case=cases())
     def check(case: Case) -> None:
-        ctx = EvaluationContext("proj", case.as_of, case.time_zone, case.segments)
+        ctx = EvaluationContext(
+            "proj",
+            case.as_of,
+            case.time_zone,
+            case.segments,
+            profiles_as_of=case.world.profiles_changed_after(case.as_of),
+        )
         query = compile_members(case.definition, ctx)
         ref = Reference(case.world, case.as_of, case.time_zone, case.segments)
         expected = ref.members(case.definition)

@@ -9,9 +9,18 @@ from libs.clickhouse.port import ClickHouse
 from libs.model.definition import Scalar
 
 PROJECT = "proj"
-#: `seen_at` of users who only have a profile: before any event of the tests.
+#: `update_time` of a profile version unless a test says otherwise: before any event.
 PROFILE_SEEN_AT = datetime(2000, 1, 1, tzinfo=UTC)
-TABLES = ("events", "profiles", "users", "list_members", "list_uploads", "list_upload_members")
+TABLES = (
+    "events",
+    "profiles",
+    "profile_versions",
+    "profile_watermarks",
+    "users",
+    "list_members",
+    "list_uploads",
+    "list_upload_members",
+)
 
 
 @dataclass(frozen=True)
@@ -24,9 +33,13 @@ class Event:
 
 @dataclass(frozen=True)
 class Profile:
+    """One version of a user's profile; a user may have several (the latest wins, and as of an
+    instant the latest at or before it)."""
+
     user_id: str
     props: dict[str, Scalar] = field(default_factory=dict)
     test_user: bool = False
+    update_time: datetime = PROFILE_SEEN_AT
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,22 @@ class World:
     profiles: list[Profile] = field(default_factory=list)
     list_rows: list[ListRow] = field(default_factory=list)
     project: str = PROJECT
+
+    def latest_profiles(self, as_of: datetime | None = None) -> dict[str, Profile]:
+        """Each user's latest profile version (at or before `as_of` when given); of versions
+        with one update_time, the last listed."""
+        found: dict[str, Profile] = {}
+        for p in self.profiles:
+            if as_of is not None and p.update_time > as_of:
+                continue
+            if p.user_id not in found or p.update_time >= found[p.user_id].update_time:
+                found[p.user_id] = p
+        return found
+
+    def profiles_changed_after(self, as_of: datetime) -> bool:
+        """Whether an evaluation as of `as_of` reads profile versions (as the evaluator
+        decides from the project's watermark)."""
+        return any(p.update_time > as_of for p in self.profiles)
 
 
 def typed_maps(
@@ -79,20 +108,17 @@ async def load(ch: ClickHouse, world: World, *, noise_project: bool = True) -> N
             )
             user_rows.append((project, e.user_id, e.time))
     # the other project gets every user as a member, to catch missing project filters
+    current = {id(p) for p in world.latest_profiles().values()}
+    version_rows = []
     profile_rows = []
     for project in projects:
         other = project != world.project
         for p in world.profiles:
-            profile_rows.append(
-                (
-                    project,
-                    p.user_id,
-                    int(p.test_user or other),
-                    *typed_maps(p.props),
-                    PROFILE_SEEN_AT,
-                )
-            )
-            user_rows.append((project, p.user_id, PROFILE_SEEN_AT))
+            row = (project, p.user_id, int(p.test_user or other), *typed_maps(p.props))
+            version_rows.append((*row, p.update_time))
+            if id(p) in current:
+                profile_rows.append((*row, p.update_time))
+            user_rows.append((project, p.user_id, p.update_time))
     list_rows = [
         (project, r.segment, r.user_id, r.sequence, int(r.is_member or project != world.project))
         for project in projects
@@ -113,20 +139,23 @@ async def load(ch: ClickHouse, world: World, *, noise_project: bool = True) -> N
         ],
         event_rows,
     )
-    await ch.insert(
-        "profiles",
-        [
-            "project",
-            "user_id",
-            "test_user",
-            "str_props",
-            "num_props",
-            "bool_props",
-            "time_props",
-            "update_time",
-        ],
-        profile_rows,
-    )
+    profile_columns = [
+        "project",
+        "user_id",
+        "test_user",
+        "str_props",
+        "num_props",
+        "bool_props",
+        "time_props",
+        "update_time",
+    ]
+    await ch.insert("profiles", profile_columns, profile_rows)
+    await ch.insert("profile_versions", profile_columns, version_rows)
+    if world.profiles:
+        watermark = max(p.update_time for p in world.profiles)
+        await ch.insert(
+            "profile_watermarks", ["project", "latest"], [(p, watermark) for p in projects]
+        )
     await ch.insert("users", ["project", "user_id", "seen_at"], user_rows)
     await ch.insert(
         "list_members", ["project", "segment", "user_id", "sequence", "is_member"], list_rows
