@@ -25,6 +25,25 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def _secret(env: Mapping[str, str], key: str) -> str | None:
+    """A key given in the environment: 32 to 256 printable characters without spaces."""
+    raw = env.get(key) or None
+    if raw is not None and not (
+        32 <= len(raw) <= 256 and raw.isascii() and raw.isprintable() and " " not in raw
+    ):
+        raise ConfigError(f"{key} must be 32 to 256 printable ASCII characters without spaces")
+    return raw
+
+
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key)
     if raw is None or raw == "":
@@ -80,6 +99,18 @@ class Config:
     # Seconds an evaluator trusts what it read about a segment's latest snapshot version; a
     # version committed by another process is seen after at most this long (0: always re-read).
     snapshot_check_seconds: float = 1.0
+    # When set, the process hosting the definition service ensures a key with this value
+    # holding admin on all projects (first set-up; rotate it: docs/security.md).
+    bootstrap_admin_key: str | None = field(default=None, repr=False)
+    # Key this process sends on peer calls made outside any caller's call (background work);
+    # None: this process's own internal credential, valid only within this process.
+    service_key: str | None = field(default=None, repr=False)
+    # Seconds an access decision is reused without asking the store or the definition service
+    # again; a key revoked in another process stops working after at most this long.
+    auth_cache_seconds: float = 5.0
+    # Development only: calls without a credential act as an admin of all projects. Refused
+    # unless the listen address is loopback.
+    auth_disabled: bool = False
 
     @property
     def sqlite_path(self) -> Path:
@@ -142,6 +173,9 @@ class Config:
                 "SEGMENTS_MEMBERSHIP_CACHE_MEMBERS and SEGMENTS_SNAPSHOT_CHECK_SECONDS must not be "
                 f"negative, got {cached} and {check}"
             )
+        auth_cache = _float(env, "SEGMENTS_AUTH_CACHE_SECONDS", defaults.auth_cache_seconds)
+        if not 0 <= auth_cache <= 300:
+            raise ConfigError(f"SEGMENTS_AUTH_CACHE_SECONDS must be 0 to 300, got {auth_cache}")
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -171,4 +205,8 @@ class Config:
             snapshots_kept=kept,
             membership_cache_members=cached,
             snapshot_check_seconds=check,
+            bootstrap_admin_key=_secret(env, "SEGMENTS_BOOTSTRAP_ADMIN_KEY"),
+            service_key=_secret(env, "SEGMENTS_SERVICE_KEY"),
+            auth_cache_seconds=auth_cache,
+            auth_disabled=_bool(env, "SEGMENTS_AUTH_DISABLED"),
         )

@@ -10,7 +10,8 @@ For each call (unary and streaming alike) it:
   violations for `FailedPrecondition`;
 * turns any other exception into INTERNAL with a generic message (the traceback goes to the
   log, never to the caller);
-* logs the call once when it ends: method, status code, duration_ms.
+* logs the call once when it ends: method, status code, duration_ms, and the authenticated
+  caller (`caller`, `key`: its API key's id) once the access check has admitted it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import grpc
 from google.protobuf import any_pb2
 
 from libs.common import errors
-from libs.common.context import REQUEST_ID_KEY, metadata_value
+from libs.common.context import REQUEST_ID_KEY, current_principal, metadata_value
 from libs.common.logging import bind_request_id, get_logger, new_request_id
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -170,11 +171,14 @@ class _Call:
         level = "info" if self.code is grpc.StatusCode.OK else "warning"
         if self.code is grpc.StatusCode.INTERNAL or self.code is grpc.StatusCode.UNKNOWN:
             level = "error"
+        principal = current_principal()
+        fields = {"caller": principal.display, "key": principal.key_id} if principal else {}
         getattr(_log, level)(
             "rpc",
             method=self.method,
             code=self.code.name,
             duration_ms=duration_ms,
+            **fields,
         )
 
 
@@ -263,6 +267,32 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable
     return writer
 
 
+_HANDLER_FACTORIES: dict[str, Callable[..., Any]] = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+def rewrap_handler(
+    handler: grpc.RpcMethodHandler,  # type: ignore[type-arg]
+    wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]],
+) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+    """`handler` with its behaviour replaced by `wrap(kind, behaviour)`, where kind is
+    "unary_unary", "unary_stream", "stream_unary" or "stream_stream"."""
+    for kind, factory in _HANDLER_FACTORIES.items():
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            rewrapped: grpc.RpcMethodHandler = factory(  # type: ignore[type-arg]
+                wrap(kind, behavior),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            return rewrapped
+    return handler  # pragma: no cover - grpc has no other kind
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Request id, error mapping and one log line per call, for every kind of handler."""
 
@@ -275,33 +305,18 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler
         method = handler_call_details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # pragma: no cover - grpc has no other kind
+
+        def wrap(kind: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+            if kind.endswith("_unary"):
+                return _wrap_unary_response(method, behavior)
+            return _wrap_stream_response(method, behavior)
+
+        return rewrap_handler(handler, wrap)
 
 
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
-    """The interceptors of every Segments server, outermost first."""
-    return [ErrorInterceptor()]
+def server_interceptors(
+    *inner: grpc.aio.ServerInterceptor,  # type: ignore[type-arg]
+) -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
+    """The interceptors of every Segments server, outermost first: this one, then `inner`
+    (the access check), whose errors it maps and logs."""
+    return [ErrorInterceptor(), *inner]

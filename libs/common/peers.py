@@ -2,23 +2,60 @@
 
 Every peer client opens its channel with `open_peer_channel()` and sends, on every call, the
 metadata of `peer_metadata()`: what the current caller's request carried that the peer must
-see too (its request id, so that one caller's request is one id in every log line it causes).
-Keep peer calls going through these two functions so that what travels with them is decided
-in one place.
+see too. Keep peer calls going through these two functions so that what travels with them is
+decided in one place:
+
+* the caller's credential (``authorization``), so that the peer decides with the caller's own
+  rights: a peer never trusts a call without one. Outside any call (background work such as
+  running an export job) the process's service key (`SEGMENTS_SERVICE_KEY`) is sent, else the
+  process's internal credential, which only a process hosting the definition service accepts,
+  and only from itself;
+* the person a service principal acts for (``x-user-email``);
+* the request id, so that one caller's request is one id in every log line it causes.
+
+`configure_peers(config)` (called by the server bootstrap) sets the service key.
 """
 
 from __future__ import annotations
 
 import grpc
 
-from libs.common.context import REQUEST_ID_KEY
+from libs.common.access import internal_credential
+from libs.common.config import Config
+from libs.common.context import (
+    AUTHORIZATION_KEY,
+    REQUEST_ID_KEY,
+    USER_EMAIL_KEY,
+    current_credential,
+    current_principal,
+)
 from libs.common.logging import current_request_id
+
+_service_key: str | None = None
+
+
+def configure_peers(config: Config) -> None:
+    """Takes the settings of peer calls from `config` (once per process, at start-up)."""
+    global _service_key
+    _service_key = config.service_key
 
 
 def peer_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata to send on a peer call made while serving the current call."""
+    """Metadata to send on a peer call made while serving the current call (or outside any)."""
+    items: list[tuple[str, str]] = []
+    principal = current_principal()
+    if principal is not None:
+        credential = current_credential()
+        if principal.acting_for:
+            items.append((USER_EMAIL_KEY, principal.acting_for))
+    else:
+        credential = _service_key or internal_credential()
+    if credential:
+        items.append((AUTHORIZATION_KEY, f"Bearer {credential}"))
     request_id = current_request_id()
-    return ((REQUEST_ID_KEY, request_id),) if request_id else ()
+    if request_id:
+        items.append((REQUEST_ID_KEY, request_id))
+    return tuple(items)
 
 
 def open_peer_channel(address: str) -> grpc.aio.Channel:

@@ -1,9 +1,14 @@
 """The one table of which role each RPC needs.
 
 Every RPC of the four services is listed here by its full method name. The server's access
-check (see docs/security.md once it exists) looks a method up in `RPC_ROLES`; a method that
+check (`libs.common.access`, docs/security.md) looks a method up in `RPC_ROLES`; a method that
 is missing is refused, never allowed by default. Roles are ordered: each includes the
 rights of the ones before it (viewer < editor < exporter < admin).
+
+The role is needed on the project the request names (its `parent`, `name` or `segment`
+field, `projects/{project}/...`). A request that names no project, and every RPC listed in
+`UNSCOPED_RPCS`, needs the role on all projects. The RPCs of `SELF_RPCS` concern only the
+caller's own key: any valid key may call them (their row says what they would otherwise need).
 
 Add a row here in the same change that adds an RPC to a contract.
 """
@@ -47,6 +52,14 @@ RPC_ROLES: Mapping[str, Role] = {
     _DEFINITION + "UnregisterSegmentUsage": Role.EDITOR,
     _DEFINITION + "ListSegmentUsages": Role.VIEWER,
     _DEFINITION + "ListSegmentEngagements": Role.VIEWER,
+    _DEFINITION + "CreateProject": Role.ADMIN,
+    _DEFINITION + "ListProjects": Role.VIEWER,
+    _DEFINITION + "DeleteProject": Role.ADMIN,
+    _DEFINITION + "CreateApiKey": Role.ADMIN,
+    _DEFINITION + "GetApiKey": Role.ADMIN,
+    _DEFINITION + "ListApiKeys": Role.ADMIN,
+    _DEFINITION + "RevokeApiKey": Role.ADMIN,
+    _DEFINITION + "CheckAccess": Role.VIEWER,
     # Evaluator service.
     _EVALUATOR + "IngestEvents": Role.EDITOR,
     _EVALUATOR + "UpsertProfiles": Role.EDITOR,
@@ -80,6 +93,18 @@ RPC_ROLES: Mapping[str, Role] = {
     _EXPORT + "CancelExportJob": Role.EXPORTER,
     _EXPORT + "StreamExportJob": Role.EXPORTER,
 }
+
+
+#: RPCs that act on no one project: they need their role on all projects, whatever the
+#: request holds (the name of a project being created, key names).
+UNSCOPED_RPCS: frozenset[str] = frozenset(
+    _DEFINITION + m
+    for m in ("CreateProject", "CreateApiKey", "GetApiKey", "ListApiKeys", "RevokeApiKey")
+)
+
+#: RPCs about the caller's own key: any valid key may call them. ListProjects answers with the
+#: projects the key holds a role on; CheckAccess answers whether the key may do something.
+SELF_RPCS: frozenset[str] = frozenset(_DEFINITION + m for m in ("ListProjects", "CheckAccess"))
 
 
 def required_role(method: str) -> Role | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -18,9 +19,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from libs.common.access import AccessDecider, AccessInterceptor, CachingDecider
+from libs.common.access_peer import PeerAccessDecider
 from libs.common.config import Config
 from libs.common.interceptors import server_interceptors
 from libs.common.logging import get_logger
+from libs.common.peers import configure_peers
+from libs.common.rpc_roles import RPC_ROLES, Role
 from libs.common.service import Service
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -33,8 +38,18 @@ class ServerError(RuntimeError):
     """The server could not start (port in use, a service failed to start)."""
 
 
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
 class RunningServer:
-    """A grpc.aio server hosting `services` on `host:port` (port 0: an ephemeral port)."""
+    """A grpc.aio server hosting `services` on `host:port` (port 0: an ephemeral port).
+
+    Every call but health and reflection passes the access check (`libs.common.access`): its
+    decider is `access` when given (tests), else the one of the hosted service that offers
+    `access_decider()` (the definition service), else the definition service's CheckAccess at
+    `config.peer_address("definition")`; `roles` is the role table (default `RPC_ROLES`).
+    """
 
     def __init__(
         self,
@@ -43,6 +58,8 @@ class RunningServer:
         *,
         host: str | None = None,
         port: int | None = None,
+        access: AccessDecider | None = None,
+        roles: Mapping[str, Role] = RPC_ROLES,
     ) -> None:
         names = [s.name for s in services]
         if len(set(names)) != len(names):
@@ -56,6 +73,9 @@ class RunningServer:
         self._server: grpc.aio.Server | None = None
         self._started: list[Service] = []
         self._stopping = False
+        self._access = access
+        self._roles = roles
+        self._decider: AccessDecider | None = None
 
     @property
     def address(self) -> str:
@@ -65,12 +85,22 @@ class RunningServer:
         """Starts every service, then the server; returns the bound port."""
         if self._server is not None:
             raise ServerError("server already started")
+        if self.config.auth_disabled and not is_loopback(self.host):
+            raise ServerError(
+                "SEGMENTS_AUTH_DISABLED is for development on a loopback address only; "
+                f"refusing to serve {self.host} without authentication"
+            )
+        configure_peers(self.config)
         try:
             for service in self.services:
                 await service.start()
                 self._started.append(service)
+            self._decider = CachingDecider(self._make_decider(), self.config.auth_cache_seconds)
+            access = AccessInterceptor(
+                self._decider, roles=self._roles, auth_disabled=self.config.auth_disabled
+            )
             server = grpc.aio.server(
-                interceptors=server_interceptors(),
+                interceptors=server_interceptors(access),
                 # A port in use is an error, never silently shared with another process.
                 options=[("grpc.so_reuseport", 0)],
             )
@@ -93,6 +123,18 @@ class RunningServer:
         except BaseException:
             await self._stop_services()
             raise
+        if self.config.auth_disabled:
+            _log.warning(
+                "authentication_disabled",
+                message="SEGMENTS_AUTH_DISABLED is set: calls without an API key act as an "
+                "admin of every project. Development only.",
+            )
+            print(
+                "segments: WARNING: authentication is DISABLED (SEGMENTS_AUTH_DISABLED): "
+                "any local caller is an admin of every project. Development only.",
+                file=sys.stderr,
+                flush=True,
+            )
         self._server = server
         self.port = port
         for service in self.services:
@@ -105,6 +147,16 @@ class RunningServer:
             services=[s.name for s in self.services],
         )
         return port
+
+    def _make_decider(self) -> AccessDecider:
+        if self._access is not None:
+            return self._access
+        for service in self.services:
+            provider = getattr(service, "access_decider", None)
+            if provider is not None:
+                decider: AccessDecider = provider()
+                return decider
+        return PeerAccessDecider(self.config.peer_address("definition"))
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, then in-flight calls finish (up to `grace`), then services stop."""
@@ -126,6 +178,9 @@ class RunningServer:
             await self._server.wait_for_termination()
 
     async def _stop_services(self) -> None:
+        if self._decider is not None:
+            await self._decider.close()
+            self._decider = None
         while self._started:
             service = self._started.pop()
             try:

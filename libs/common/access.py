@@ -1,0 +1,406 @@
+"""The access check every Segments server runs: credential -> principal -> role -> project.
+
+For every call except grpc health and server reflection, `AccessInterceptor`:
+
+1. reads the credential from metadata ``authorization: Bearer <api key>`` (UNAUTHENTICATED
+   when it is missing or malformed);
+2. looks the method up in the role table (`libs.common.rpc_roles`); a method missing from it
+   is refused (PERMISSION_DENIED);
+3. reads the projects the request names (`named_projects`: its ``parent``, ``name`` or
+   ``segment`` fields, ``projects/{project}/...``; for client-streaming calls, every message);
+4. asks the `AccessDecider` whether the credential holds the role on each of them. The
+   decider answers UNAUTHENTICATED (unknown, revoked or expired key), NOT_FOUND (the project
+   does not exist, or the key has no role on it: one answer, so existence never leaks) or
+   PERMISSION_DENIED (a role there, but too small), or the caller's `Principal`;
+5. binds the principal and credential to the call (`libs.common.context`) for the handler,
+   for records of who did what, and for peer calls, which pass the credential on.
+
+The decider of a process that hosts the definition service reads keys from its store; every
+other process asks the definition service (`libs.common.access_peer`). Decisions are cached
+for `Config.auth_cache_seconds` (`CachingDecider`); `access_changed()` empties every cache
+of the process at once (a key revoked, a project deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from libs.common.context import (
+    AUTHORIZATION_KEY,
+    USER_EMAIL_KEY,
+    Principal,
+    PrincipalKind,
+    bind_caller,
+    metadata_value,
+)
+from libs.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from libs.common.interceptors import rewrap_handler
+from libs.common.principal import is_email
+from libs.common.rpc_roles import RPC_ROLES, SELF_RPCS, UNSCOPED_RPCS, Role
+
+#: Methods every client may call without a credential.
+OPEN_METHOD_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+MAX_CREDENTIAL_LENGTH = 512
+MAX_CACHED_DECISIONS = 10_000
+_PROJECT_NAME = re.compile(r"projects/([A-Za-z0-9][A-Za-z0-9_-]{0,62})(/.*)?", re.S)
+#: Fields that name a project, at the top of a request and inside its message fields.
+_NAMING_FIELDS = ("parent", "name", "segment")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+@dataclass(frozen=True)
+class Access:
+    """A decision that allowed a call: who the caller is and until when the key is valid."""
+
+    principal: Principal
+    expire_time: datetime | None = None
+
+
+class AccessDecider(Protocol):
+    """Decides whether `credential` holds `role` on each of `projects` (project ids).
+
+    `projects` empty: the role on all projects. `role` None: only that the credential is
+    valid. Raises `Unauthenticated`, `NotFound` or `PermissionDenied`; returns the `Access`.
+    """
+
+    async def check(
+        self, credential: str, projects: tuple[str, ...], role: Role | None
+    ) -> Access: ...
+
+    async def close(self) -> None: ...
+
+
+# --- this process's own credential -------------------------------------------------------------
+
+_INTERNAL_CREDENTIAL = "sgi_" + secrets.token_urlsafe(32)
+INTERNAL_PRINCIPAL = Principal(PrincipalKind.SERVICE, "segments-internal")
+
+
+def internal_credential() -> str:
+    """A random credential of this process, never stored or shown: it holds admin on all
+    projects, but only in a process hosting the definition service, on calls from loopback
+    to this very process (its own background work, the demo). Other processes do not know it."""
+    return _INTERNAL_CREDENTIAL
+
+
+def is_internal_credential(credential: str) -> bool:
+    return hmac.compare_digest(credential.encode(), _INTERNAL_CREDENTIAL.encode())
+
+
+def _from_loopback(context: Context) -> bool:
+    peer = context.peer() or ""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
+
+
+# --- reading a call -------------------------------------------------------------------------------
+
+
+def bearer_credential(context: Context) -> str:
+    """The API key of `authorization: Bearer <key>`, or "" when the header is absent."""
+    header = metadata_value(context, AUTHORIZATION_KEY).strip()
+    if not header:
+        return ""
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if (
+        scheme.lower() != "bearer"
+        or not credential
+        or len(credential) > MAX_CREDENTIAL_LENGTH
+        or not (credential.isascii() and credential.isprintable())
+        or " " in credential
+    ):
+        raise Unauthenticated(
+            "the authorization metadata must be 'Bearer <api key>'",
+            reason="API_KEY_MALFORMED",
+        )
+    return credential
+
+
+def _project_of(value: str, path: str) -> str:
+    match = _PROJECT_NAME.fullmatch(value)
+    if match is None:
+        raise InvalidArgument.field(
+            path, f"must be a resource name of a project, projects/{{project}}/..., got {value!r}"
+        )
+    return match.group(1)
+
+
+def named_projects(message: object) -> tuple[str, ...]:
+    """The ids of the projects a request names, sorted: its `parent`, `name` and `segment`
+    string fields and `names` list, and the `parent`, `name` and `segment` strings of its
+    message fields (`UpdateSegmentRequest.segment.name`, an upload header's `segment`).
+    A named value that is not `projects/{project}/...` is INVALID_ARGUMENT."""
+    if not isinstance(message, Message):
+        return ()
+    found: set[str] = set()
+    fields = message.DESCRIPTOR.fields_by_name
+    for name, field in fields.items():
+        if field.is_repeated:
+            if name == "names" and field.type == FieldDescriptor.TYPE_STRING:
+                for i, value in enumerate(getattr(message, name)):
+                    found.add(_project_of(value, f"names[{i}]"))
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING and name in _NAMING_FIELDS:
+            value = getattr(message, name)
+            if value:
+                found.add(_project_of(value, name))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and message.HasField(name):
+            inner = getattr(message, name)
+            for inner_name in _NAMING_FIELDS:
+                inner_field = inner.DESCRIPTOR.fields_by_name.get(inner_name)
+                if (
+                    inner_field is not None
+                    and inner_field.type == FieldDescriptor.TYPE_STRING
+                    and not inner_field.is_repeated
+                ):
+                    value = getattr(inner, inner_name)
+                    if value:
+                        found.add(_project_of(value, f"{name}.{inner_name}"))
+    return tuple(sorted(found))
+
+
+def _acting_for(principal: Principal, context: Context) -> Principal:
+    """A service principal acting for a person ("x-user-email"); people never act for others."""
+    if principal.kind is not PrincipalKind.SERVICE:
+        return principal
+    email = metadata_value(context, USER_EMAIL_KEY).strip()
+    if not email:
+        return principal
+    if not is_email(email):
+        raise InvalidArgument.field(USER_EMAIL_KEY, "must be an e-mail address (metadata)")
+    return Principal(principal.kind, principal.id, principal.key_id, acting_for=email)
+
+
+# --- the decision cache ---------------------------------------------------------------------------
+
+_CACHES: weakref.WeakSet[CachingDecider] = weakref.WeakSet()
+
+
+def access_changed() -> None:
+    """Forgets every cached decision of this process: call after revoking a key, changing a
+    grant or deleting a project, so that the change holds at once in this process."""
+    for cache in list(_CACHES):
+        cache.clear()
+
+
+class CachingDecider:
+    """Reuses the allowing decisions of `inner` for `ttl_seconds` (never past the key's
+    expiry). Refusals are not cached. `access_changed()` clears it."""
+
+    def __init__(
+        self,
+        inner: AccessDecider,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, tuple[str, ...], Role | None], tuple[Access, float]] = {}
+        _CACHES.add(self)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def check(self, credential: str, projects: tuple[str, ...], role: Role | None) -> Access:
+        if self.ttl <= 0:
+            return await self.inner.check(credential, projects, role)
+        key = (hashlib.sha256(credential.encode()).hexdigest(), projects, role)
+        now = self._clock()
+        cached = self._entries.get(key)
+        if cached is not None:
+            access, until = cached
+            expired = access.expire_time is not None and access.expire_time <= datetime.now(UTC)
+            if until > now and not expired:
+                return access
+            del self._entries[key]
+        access = await self.inner.check(credential, projects, role)
+        if len(self._entries) >= MAX_CACHED_DECISIONS:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+            while len(self._entries) >= MAX_CACHED_DECISIONS:
+                del self._entries[next(iter(self._entries))]
+        self._entries[key] = (access, now + self.ttl)
+        return access
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+# --- the interceptor ------------------------------------------------------------------------------
+
+
+class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates and authorises every call before its handler runs (see the module doc).
+
+    Installed inside `ErrorInterceptor`, so that its refusals are mapped to rich statuses and
+    logged like any other error. `auth_disabled` (development, loopback only): a call without
+    a credential is passed to the decider with an empty one, which treats it as an admin.
+    """
+
+    def __init__(
+        self,
+        decider: AccessDecider,
+        *,
+        roles: Mapping[str, Role] = RPC_ROLES,
+        unscoped: Collection[str] = UNSCOPED_RPCS,
+        self_rpcs: Collection[str] = SELF_RPCS,
+        auth_disabled: bool = False,
+    ) -> None:
+        self.decider = decider
+        self.roles = roles
+        self.unscoped = frozenset(unscoped)
+        self.self_rpcs = frozenset(self_rpcs)
+        self.auth_disabled = auth_disabled
+
+    async def _authenticate(self, method: str, context: Context) -> tuple[str, Role | None]:
+        """The call's credential, checked to be valid; the role the method needs (None: any
+        valid key)."""
+        credential = bearer_credential(context)
+        if not credential and not self.auth_disabled:
+            raise Unauthenticated(
+                "this call needs an API key: send metadata 'authorization: Bearer <api key>'",
+                reason="API_KEY_MISSING",
+            )
+        if is_internal_credential(credential) and not _from_loopback(context):
+            raise Unauthenticated("unknown API key", reason="API_KEY_UNKNOWN")
+        role = self.roles.get(method)
+        if method in self.self_rpcs:
+            role = None
+        elif role is None:
+            await self.decider.check(credential, (), None)
+            raise PermissionDenied(
+                f"{method} has no entry in the role table, so it is refused",
+                reason="RPC_NOT_IN_ROLE_TABLE",
+                metadata={"method": method},
+            )
+        return credential, role
+
+    async def _decide(
+        self, context: Context, credential: str, projects: tuple[str, ...], role: Role | None
+    ) -> Principal:
+        access = await self.decider.check(credential, projects, role)
+        principal = _acting_for(access.principal, context)
+        bind_caller(principal, credential)
+        return principal
+
+    async def _admit(
+        self, method: str, context: Context, credential: str, role: Role | None, request: object
+    ) -> Principal:
+        projects = () if role is None or method in self.unscoped else named_projects(request)
+        return await self._decide(context, credential, projects, role)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
+            return handler
+        wrappers = {
+            "unary_unary": self._unary_request,
+            "unary_stream": self._unary_request_streamed,
+            "stream_unary": self._stream_request,
+            "stream_stream": self._stream_request_streamed,
+        }
+        return rewrap_handler(handler, lambda kind, behavior: wrappers[kind](method, behavior))
+
+    def _unary_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def handler(request: object, context: Context) -> Any:
+            credential, role = await self._authenticate(method, context)
+            await self._admit(method, context, credential, role, request)
+            result = behavior(request, context)
+            return await result if isinstance(result, Awaitable) else result
+
+        return handler
+
+    def _unary_request_streamed(
+        self, method: str, behavior: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        async def handler(request: object, context: Context) -> AsyncIterator[Any]:
+            credential, role = await self._authenticate(method, context)
+            await self._admit(method, context, credential, role, request)
+            async for response in _responses(behavior(request, context), context):
+                yield response
+
+        return handler
+
+    def _checked_messages(
+        self, method: str, context: Context, credential: str, role: Role | None, requests: Any
+    ) -> AsyncIterator[Any]:
+        """The request stream, each message admitted before the handler sees it. A message
+        naming no project continues under the projects admitted before it; a first message
+        naming none needs the role on all projects."""
+        scoped = role is not None and method not in self.unscoped
+
+        async def messages() -> AsyncIterator[Any]:
+            admitted = False
+            async for message in requests:
+                projects = named_projects(message) if scoped else ()
+                if projects or not admitted:
+                    await self._decide(context, credential, projects, role)
+                    admitted = True
+                yield message
+
+        return messages()
+
+    async def _open_stream(self, method: str, context: Context) -> tuple[str, Role | None]:
+        """A client-streaming call: refused before any message is read when the credential
+        is not valid; its caller is known from the start."""
+        credential, role = await self._authenticate(method, context)
+        await self._decide(context, credential, (), None)
+        return credential, role
+
+    def _stream_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def handler(requests: Any, context: Context) -> Any:
+            credential, role = await self._open_stream(method, context)
+            checked = self._checked_messages(method, context, credential, role, requests)
+            result = behavior(checked, context)
+            return await result if isinstance(result, Awaitable) else result
+
+        return handler
+
+    def _stream_request_streamed(
+        self, method: str, behavior: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        async def handler(requests: Any, context: Context) -> AsyncIterator[Any]:
+            credential, role = await self._open_stream(method, context)
+            checked = self._checked_messages(method, context, credential, role, requests)
+            async for response in _responses(behavior(checked, context), context):
+                yield response
+
+        return handler
+
+
+async def _responses(result: Any, context: Context) -> AsyncIterator[Any]:
+    """The responses of a server-streaming handler, whether it is an async generator, a
+    coroutine returning an iterator, or one that writes with `context.write()`."""
+    if isinstance(result, Awaitable):
+        result = await result
+    if result is None:
+        return
+    if hasattr(result, "__aiter__"):
+        async for response in result:
+            yield response
+    else:
+        for response in result:
+            yield response
