@@ -53,7 +53,6 @@ RPC_ROLES: Mapping[str, Role] = {
     _DEFINITION + "ListSegmentUsages": Role.VIEWER,
     _DEFINITION + "ListSegmentEngagements": Role.VIEWER,
     _DEFINITION + "CreateProject": Role.ADMIN,
-    _DEFINITION + "ListProjects": Role.VIEWER,
     _DEFINITION + "DeleteProject": Role.ADMIN,
     _DEFINITION + "CreateApiKey": Role.ADMIN,
     _DEFINITION + "GetApiKey": Role.ADMIN,

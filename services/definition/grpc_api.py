@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
+from libs.common.access import AccessDecider
 from libs.common.context import caller_email
 from libs.common.errors import InvalidArgument
 from libs.model.definition_proto import definition_from_proto
@@ -18,6 +19,7 @@ from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
 from services.definition import proto_convert as convert
+from services.definition.access_api import AccessMethods
 from services.definition.application import deletion, projects, reading, usages, writing
 from services.definition.domain.names import (
     parse_project_name,
@@ -35,9 +37,10 @@ def _definition(segment: segment_pb2.Segment, path: str) -> Any:
     return definition_from_proto(segment.definition, path)
 
 
-class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
-    def __init__(self, store: Store) -> None:
+class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer):
+    def __init__(self, store: Store, decider: AccessDecider) -> None:
         self.store = store
+        self.decider = decider
 
     # --- projects ---------------------------------------------------------------------------
 
@@ -52,14 +55,6 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
             self.store, project_id, request.project.time_zone, request.project.etag
         )
         return convert.project_to_proto(project)
-
-    async def ListProjects(self, request: pb.ListProjectsRequest, context: Context) -> Any:
-        found, token = await projects.list_projects(
-            self.store, request.page_size, request.page_token
-        )
-        return pb.ListProjectsResponse(
-            projects=[convert.project_to_proto(p) for p in found], next_page_token=token
-        )
 
     # --- segments ---------------------------------------------------------------------------
 
@@ -94,7 +89,7 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
             definition=_definition(request.segment, "segment.definition"),
             segment_id=request.segment_id,
             request_id=request.request_id,
-            caller=caller_email(context),
+            caller=caller_email(),
         )
         return convert.segment_to_proto(await writing.create_segment(self.store, new))
 
@@ -125,7 +120,7 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
             else None,
             etag=request.segment.etag,
             request_id=request.request_id,
-            caller=caller_email(context),
+            caller=caller_email(),
         )
         return convert.segment_to_proto(await writing.update_segment(self.store, change))
 
@@ -158,7 +153,7 @@ class DefinitionServicer(pb_grpc.SegmentDefinitionServiceServicer):
             request.display_name,
             segment_id=request.segment_id,
             request_id=request.request_id,
-            caller=caller_email(context),
+            caller=caller_email(),
         )
         return convert.segment_to_proto(segment)
 

@@ -8,9 +8,13 @@ from typing import Any, TypeVar
 from google.protobuf import field_mask_pb2
 
 from libs.common.errors import InvalidArgument
+from libs.common.principal import Principal, PrincipalKind
+from libs.common.rpc_roles import Role
 from libs.model.definition_proto import datetime_to_timestamp
 from libs.model.definition_to_proto import definition_to_proto
-from segments.v1 import segment_pb2
+from segments.v1 import access_pb2, segment_pb2
+from services.definition.domain.keys import ALL_PROJECTS, KEY_ID, ApiKey, Grant
+from services.definition.domain.names import parse_project_name
 from services.definition.domain.segment import (
     Project,
     Segment,
@@ -102,3 +106,68 @@ def mask_fields(
             path, f"cannot update {', '.join(unknown)}; updatable: {', '.join(allowed)}"
         )
     return frozenset(paths)
+
+
+# --- access: keys, grants, principals ------------------------------------------------------------
+
+
+def role_from_proto(number: int, path: str) -> Role:
+    if number == 0:
+        raise InvalidArgument.field(path, "must be set (it is ROLE_UNSPECIFIED)")
+    if number not in {int(r) for r in Role}:
+        raise InvalidArgument.field(path, f"unknown value {number}")
+    return Role(number)
+
+
+def principal_to_proto(principal: Principal) -> access_pb2.Principal:
+    return access_pb2.Principal(
+        kind=access_pb2.PrincipalKind.Value(f"PRINCIPAL_KIND_{principal.kind.value}"),
+        id=principal.id,
+    )
+
+
+def principal_from_proto(message: access_pb2.Principal, path: str) -> Principal:
+    kinds = {
+        access_pb2.PRINCIPAL_KIND_PERSON: PrincipalKind.PERSON,
+        access_pb2.PRINCIPAL_KIND_SERVICE: PrincipalKind.SERVICE,
+    }
+    kind = kinds.get(message.kind)
+    if kind is None:
+        raise InvalidArgument.field(f"{path}.kind", "must be PRINCIPAL_KIND_PERSON or _SERVICE")
+    return Principal(kind, message.id.strip())
+
+
+def grant_from_proto(message: access_pb2.Grant, path: str) -> Grant:
+    role = role_from_proto(message.role, f"{path}.role")
+    if message.project == f"projects/{ALL_PROJECTS}":
+        return Grant(ALL_PROJECTS, role)
+    return Grant(parse_project_name(message.project, f"{path}.project"), role)
+
+
+def key_to_proto(key: ApiKey) -> access_pb2.ApiKey:
+    out = access_pb2.ApiKey(
+        name=key.name,
+        principal=principal_to_proto(key.principal),
+        grants=[
+            access_pb2.Grant(
+                project=f"projects/{g.project_id}", role=access_pb2.Role.ValueType(int(g.role))
+            )
+            for g in key.grants
+        ],
+        display_name=key.display_name,
+        create_time=datetime_to_timestamp(key.create_time),
+        creator=key.creator,
+    )
+    if key.expire_time is not None:
+        out.expire_time.CopyFrom(datetime_to_timestamp(key.expire_time))
+    if key.revoke_time is not None:
+        out.revoke_time.CopyFrom(datetime_to_timestamp(key.revoke_time))
+    return out
+
+
+def parse_key_name(name: str, path: str) -> str:
+    """`apiKeys/{api_key}` -> the key id."""
+    head, _, key_id = name.partition("/")
+    if head != "apiKeys" or not KEY_ID.fullmatch(key_id):
+        raise InvalidArgument.field(path, f"must be apiKeys/{{api_key}}, got {name!r}")
+    return key_id

@@ -4,35 +4,56 @@ from __future__ import annotations
 
 import grpc
 
+from libs.common.access import AccessDecider
 from libs.common.config import Config
 from libs.common.service import Service
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from services.definition.adapters.store import SqlStore
+from services.definition.application.access import StoreAccessDecider, ensure_bootstrap_key
 from services.definition.grpc_api import DefinitionServicer
 
 SERVICE_NAME = "segments.v1.SegmentDefinitionService"
 
 
 class DefinitionService:
-    """SegmentDefinitionService over PostgreSQL or the embedded SQLite file."""
+    """SegmentDefinitionService over PostgreSQL or the embedded SQLite file. It owns projects
+    and API keys, so the server hosting it decides access from its store (`access_decider`)."""
 
     name = SERVICE_NAME
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        bootstrap_admin_key: str | None = None,
+        auth_disabled: bool = False,
+    ) -> None:
         self.store = SqlStore(database_url)
+        self._bootstrap_admin_key = bootstrap_admin_key
+        self._decider = StoreAccessDecider(self.store, auth_disabled=auth_disabled)
+
+    def access_decider(self) -> AccessDecider:
+        return self._decider
 
     def register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_SegmentDefinitionServiceServicer_to_server(
-            DefinitionServicer(self.store), server
+            DefinitionServicer(self.store, self._decider), server
         )
 
     async def start(self) -> None:
-        """Migrates the schema to the latest revision, then opens the engine."""
+        """Migrates the schema to the latest revision, opens the engine, and makes sure the
+        bootstrap admin key exists when one is configured."""
         await self.store.open()
+        if self._bootstrap_admin_key:
+            await ensure_bootstrap_key(self.store, self._bootstrap_admin_key)
 
     async def stop(self) -> None:
         await self.store.close()
 
 
 def build_service(config: Config) -> Service:
-    return DefinitionService(config.effective_database_url)
+    return DefinitionService(
+        config.effective_database_url,
+        bootstrap_admin_key=config.bootstrap_admin_key,
+        auth_disabled=config.auth_disabled,
+    )

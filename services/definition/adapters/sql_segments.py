@@ -1,4 +1,4 @@
-"""SQL for projects, segments, references between segments and request ids."""
+"""SQL for segments, references between segments and request ids."""
 
 from __future__ import annotations
 
@@ -11,102 +11,15 @@ from sqlalchemy.exc import IntegrityError
 from libs.common.errors import AlreadyExists
 from services.definition.adapters import rows
 from services.definition.adapters.sql_base import SqlBase
-from services.definition.adapters.tables import (
-    projects,
-    request_ids,
-    segment_references,
-    segments,
-)
+from services.definition.adapters.tables import request_ids, segment_references, segments
 from services.definition.domain.ports import REQUEST_ID_RETENTION, RequestIdTaken, StoredRequest
-from services.definition.domain.segment import (
-    DEFAULT_TIME_ZONE,
-    SYSTEM_SEGMENTS,
-    Project,
-    Segment,
-    new_etag,
-)
+from services.definition.domain.segment import Segment
 
 S = segments.c
 R = segment_references.c
 
 
 class SegmentSql(SqlBase):
-    # --- projects ---------------------------------------------------------------------------
-
-    async def ensure_project(self, project_id: str, now: datetime) -> Project:
-        """The project, created with its system segments on first use."""
-        row = (
-            await self.conn.execute(sa.select(projects).where(projects.c.project_id == project_id))
-        ).first()
-        if row is None:
-            await self.conn.execute(
-                self.insert_ignoring_conflicts(
-                    projects,
-                    [
-                        {
-                            "project_id": project_id,
-                            "time_zone": DEFAULT_TIME_ZONE,
-                            "create_time": now,
-                            "update_time": now,
-                            "etag": new_etag(),
-                        }
-                    ],
-                )
-            )
-            system_rows = [
-                rows.segment_values(
-                    Segment(
-                        project_id=project_id,
-                        segment_id=s.segment_id,
-                        display_name=s.display_name,
-                        description=s.description,
-                        definition=s.definition,
-                        creator="",
-                        updater="",
-                        create_time=now,
-                        update_time=now,
-                        etag=new_etag(),
-                    )
-                )
-                for s in SYSTEM_SEGMENTS
-            ]
-            await self.conn.execute(self.insert_ignoring_conflicts(segments, system_rows))
-            row = (
-                await self.conn.execute(
-                    sa.select(projects).where(projects.c.project_id == project_id)
-                )
-            ).one()
-        return rows.project_from_row(row, await self.count_segments(project_id))
-
-    async def update_project(self, project: Project, expected_etag: str) -> bool:
-        result = await self.conn.execute(
-            sa.update(projects)
-            .where(projects.c.project_id == project.project_id, projects.c.etag == expected_etag)
-            .values(time_zone=project.time_zone, update_time=project.update_time, etag=project.etag)
-        )
-        return bool(result.rowcount == 1)
-
-    async def list_projects(self, after: str | None, limit: int) -> list[Project]:
-        counts = (
-            sa.select(S.project_id, sa.func.count().label("n")).group_by(S.project_id).subquery()
-        )
-        query = (
-            sa.select(projects, counts.c.n)
-            .outerjoin(counts, counts.c.project_id == projects.c.project_id)
-            .order_by(projects.c.project_id)
-            .limit(limit)
-        )
-        if after is not None:
-            query = query.where(projects.c.project_id > after)
-        found = (await self.conn.execute(query)).all()
-        return [rows.project_from_row(row, int(row.n or 0)) for row in found]
-
-    async def count_segments(self, project_id: str) -> int:
-        count = await self.conn.scalar(
-            sa.select(sa.func.count()).select_from(segments).where(S.project_id == project_id)
-        )
-        return int(count or 0)
-
     # --- segments ---------------------------------------------------------------------------
 
     async def get_segment(

@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.sqlstore import SqlDatabase
 from services.definition.adapters.migrations import MIGRATIONS_DIR
+from services.definition.adapters.sql_keys import KeySql
 from services.definition.adapters.sql_listing import ListingSql
+from services.definition.adapters.sql_projects import ProjectSql
 from services.definition.adapters.sql_segments import SegmentSql
 
 
-class SqlTransaction(SegmentSql, ListingSql):
+class SqlTransaction(ProjectSql, SegmentSql, ListingSql, KeySql):
     """Every store operation, inside one database transaction (see domain.ports)."""
 
 

@@ -126,3 +126,42 @@ request_ids = sa.Table(
     sa.Column("resource_id", sa.String(63), nullable=False),
     sa.Column("create_time", UtcDateTime(), nullable=False),
 )
+
+# --- access: API keys, their grants, deleted project ids ----------------------------------------
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(12), primary_key=True),
+    # SHA-256 (hex) of the key's text; the text itself is never stored.
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("principal_kind", sa.String(16), nullable=False),
+    sa.Column("principal_id", sa.String(320), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("creator", sa.String(320), nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+    sa.Column("expire_time", UtcDateTime(), nullable=True),
+    sa.Column("revoke_time", UtcDateTime(), nullable=True),
+)
+
+api_key_grants = sa.Table(
+    "api_key_grants",
+    metadata,
+    sa.Column(
+        "key_id",
+        sa.String(12),
+        sa.ForeignKey("api_keys.key_id", ondelete="CASCADE", name="fk_grants_key"),
+        primary_key=True,
+    ),
+    # A project id, or "-" for all projects.
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Index("ix_api_key_grants_project", "project_id"),
+)
+
+deleted_projects = sa.Table(
+    "deleted_projects",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("delete_time", UtcDateTime(), nullable=False),
+)

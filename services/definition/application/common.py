@@ -13,7 +13,7 @@ from services.definition.domain.ports import (
     StoredRequest,
     Transaction,
 )
-from services.definition.domain.segment import Segment, segment_name
+from services.definition.domain.segment import Project, Segment, segment_name
 
 T = TypeVar("T")
 MAX_REQUEST_ID = 128
@@ -21,6 +21,18 @@ MAX_REQUEST_ID = 128
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def load_project(tx: Transaction, project_id: str) -> Project:
+    """The project, or NOT_FOUND (the access check's answer: nothing is created on use)."""
+    project = await tx.get_project(project_id)
+    if project is None:
+        raise NotFound(
+            f"projects/{project_id} does not exist or this key has no role on it",
+            reason="PROJECT_NOT_FOUND",
+            metadata={"project": f"projects/{project_id}"},
+        )
+    return project
 
 
 async def load_segment(

@@ -9,6 +9,7 @@ from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.definition.application.common import (
     check_etag,
     check_request_id,
+    load_project,
     refuse_system,
     replayed,
     retrying_on_request_race,
@@ -47,7 +48,7 @@ async def delete_segment(
 
     async def run() -> None:
         async with store.transaction() as tx:
-            await tx.ensure_project(project_id, utc_now())
+            await load_project(tx, project_id)
             if await replayed(tx, project_id, request_id, "DeleteSegment") is not None:
                 return
             if request_id:
@@ -74,7 +75,7 @@ async def batch_delete_segments(
 
     async def run() -> None:
         async with store.transaction() as tx:
-            await tx.ensure_project(project_id, utc_now())
+            await load_project(tx, project_id)
             if await replayed(tx, project_id, request_id, "BatchDeleteSegments") is not None:
                 return
             if request_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from libs.common.errors import Internal
-from services.definition.application.common import load_segment, utc_now
+from services.definition.application.common import load_project, load_segment
 from services.definition.domain.filtering import SEGMENT_FILTER_FIELDS, parse_filter
 from services.definition.domain.graph import CycleError, topological_order
 from services.definition.domain.limits import size_cap
@@ -32,7 +32,7 @@ class Page:
 
 async def get_segment(store: Store, project_id: str, segment_id: str) -> Segment:
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        await load_project(tx, project_id)
         return await load_segment(tx, project_id, segment_id)
 
 
@@ -67,7 +67,7 @@ async def list_segments(
     bound_to = fingerprint(project_id, filter_text, search, order.canonical())
     cursor = decode_page_token(page_token, bound_to) if page_token else None
     async with store.transaction() as tx:
-        project = await tx.ensure_project(project_id, utc_now())
+        project = await load_project(tx, project_id)
         limit = resolve_page_size(page_size, size_cap(project.segment_count))
         found, total = await tx.list_segments(
             SegmentQuery(project_id, tuple(clauses), search, order, cursor, limit + 1)
@@ -88,7 +88,7 @@ async def list_dependent_segments(
     bound_to = fingerprint("dependents", project_id, segment_id)
     cursor = decode_page_token(page_token, bound_to) if page_token else None
     async with store.transaction() as tx:
-        project = await tx.ensure_project(project_id, utc_now())
+        project = await load_project(tx, project_id)
         await load_segment(tx, project_id, segment_id)
         limit = resolve_page_size(page_size, size_cap(project.segment_count))
         found = await tx.list_dependents(
@@ -104,7 +104,7 @@ async def list_dependent_segments(
 async def get_segment_dependencies(store: Store, project_id: str, segment_id: str) -> list[Segment]:
     """The segment and all it references, transitively: dependencies first, it last."""
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        await load_project(tx, project_id)
         await load_segment(tx, project_id, segment_id)
         graph = await tx.reference_graph(project_id, [segment_id])
         try:

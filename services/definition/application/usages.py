@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from libs.common.errors import FieldViolation, InvalidArgument
-from services.definition.application.common import load_segment, utc_now
+from services.definition.application.common import load_project, load_segment, utc_now
 from services.definition.domain.filtering import USAGE_FILTER_FIELDS, parse_filter
 from services.definition.domain.limits import (
     DEFAULT_USAGE_PAGE,
@@ -65,7 +65,7 @@ async def register_usage(store: Store, reg: UsageRegistration) -> Usage:
         first = violations[0]
         raise InvalidArgument(f"{first.field}: {first.description}", violations=violations)
     async with store.transaction() as tx:
-        await tx.ensure_project(reg.project_id, utc_now())
+        await load_project(tx, reg.project_id)
         await load_segment(tx, reg.project_id, reg.segment_id, lock=True)
         now = utc_now()
         usage = Usage(
@@ -92,7 +92,7 @@ async def unregister_usage(
 ) -> None:
     """Removes the usage; an absent usage is fine (the segment must exist)."""
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        await load_project(tx, project_id)
         await load_segment(tx, project_id, segment_id, lock=True)
         if await tx.delete_usage(project_id, segment_id, kind, external_id):
             await tx.refresh_usage_counts(project_id, segment_id)
@@ -120,7 +120,7 @@ async def list_usages(
         cursor = decode_page_token(page_token, bound_to)
         after = (str(cursor.key), cursor.last_id)
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        await load_project(tx, project_id)
         await load_segment(tx, project_id, segment_id)
         found = await tx.list_usages(
             UsageQuery(project_id, segment_id, tuple(clauses), engagements_only, after, limit + 1)

@@ -16,6 +16,7 @@ from libs.model.definition import Definition, SegmentType, segment_type
 from services.definition.application.common import (
     check_etag,
     check_request_id,
+    load_project,
     load_segment,
     refuse_system,
     replayed,
@@ -154,7 +155,7 @@ async def _create_in(
     store: Store, new: NewSegment, method: str, prefix: str, before: datetime | None = None
 ) -> Segment:
     async with store.transaction() as tx:
-        project = await tx.ensure_project(new.project_id, utc_now())
+        project = await load_project(tx, new.project_id)
         stored = await replayed(tx, new.project_id, new.request_id, method)
         if stored is not None:
             return await load_segment(tx, new.project_id, stored.resource_id)
@@ -191,7 +192,7 @@ async def validate_definition(
 ) -> ValidDefinition:
     """ValidateDefinition: CreateSegment's checks of a definition, saving nothing."""
     async with store.transaction() as tx:
-        project = await tx.ensure_project(project_id, utc_now())
+        project = await load_project(tx, project_id)
         _raise_if(definition_violations(definition, "definition", project_id, project.time_zone))
         # a new segment: nothing references it yet, so it closes no cycle
         refs = await _lock_and_check_references(tx, "", project_id, definition, "definition")
@@ -212,7 +213,7 @@ async def clone_segment(
     if segment_id:
         validate_new_segment_id(segment_id, "segment_id")
     async with store.transaction() as tx:
-        await tx.ensure_project(project_id, utc_now())
+        await load_project(tx, project_id)
         source = await load_segment(tx, project_id, source_id)
         refuse_system(source, "cloned")
     new = NewSegment(
@@ -230,7 +231,7 @@ async def clone_segment(
 async def _update_in(store: Store, change: SegmentChange) -> Segment:
     project_id, segment_id = change.project_id, change.segment_id
     async with store.transaction() as tx:
-        project = await tx.ensure_project(project_id, utc_now())
+        project = await load_project(tx, project_id)
         if await replayed(tx, project_id, change.request_id, "UpdateSegment") is not None:
             return await load_segment(tx, project_id, segment_id)
         if change.request_id:

@@ -41,6 +41,16 @@ def parse_project_name(name: str, field: str) -> str:
     return parts[1]
 
 
+def validate_project_id(project_id: str, field: str) -> None:
+    """1 to 63 letters, digits, '-' or '_', starting with a letter or digit."""
+    if not _PROJECT_ID.fullmatch(project_id):
+        raise InvalidArgument.field(
+            field,
+            "must be 1 to 63 letters, digits, '-' or '_', starting with a letter or digit, "
+            f"got {project_id!r}",
+        )
+
+
 def try_parse_segment_name(name: str) -> SegmentRef | None:
     parts = name.split("/")
     if (

@@ -93,8 +93,6 @@ class GrpcSegmentSource:
                 metadata=peer_metadata(),
             )
         except grpc.aio.AioRpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                return "UTC"
             raise _translate(exc) from exc
         return response.time_zone or "UTC"
 
