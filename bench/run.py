@@ -124,6 +124,43 @@ async def phase_queries() -> dict[str, Any]:
     }
 
 
+def bench_key() -> str:
+    """The admin key of the benchmark's server: random, kept in bench/out/data/bench.key."""
+    import secrets
+
+    path = DATA_DIR / "bench.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def auth() -> tuple[tuple[str, str]]:
+    """Metadata of every benchmark call: the benchmark's admin key."""
+    return (("authorization", f"Bearer {bench_key()}"),)
+
+
+async def _projects(port: int) -> None:
+    """The benchmark's projects exist (nothing creates a project on first use)."""
+    import grpc
+
+    from bench.data import PROJECT
+    from segments.v1 import definition_service_pb2 as dpb
+    from segments.v1 import definition_service_pb2_grpc as dgrpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = dgrpc.SegmentDefinitionServiceStub(channel)
+        for project in (PROJECT, "bench-ingest"):
+            try:
+                await stub.CreateProject(
+                    dpb.CreateProjectRequest(project_id=project), metadata=auth()
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+
+
 class Server:
     """`segments serve all` on the benchmark data, as a subprocess."""
 
@@ -135,6 +172,7 @@ class Server:
             SEGMENTS_PORT=str(port),
             SEGMENTS_LOG_LEVEL="WARNING",
             SEGMENTS_CLICKHOUSE_DATABASE=DATABASE,
+            SEGMENTS_BOOTSTRAP_ADMIN_KEY=bench_key(),
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", "all", "--port", str(port)],
@@ -177,7 +215,7 @@ async def _segment(channel: Any) -> str:
     stub = dgrpc.SegmentDefinitionServiceStub(channel)
     name = f"projects/{PROJECT}/segments/bench-complex"
     try:
-        await stub.GetSegment(dpb.GetSegmentRequest(name=name))
+        await stub.GetSegment(dpb.GetSegmentRequest(name=name), metadata=auth())
     except Exception:
         await stub.CreateSegment(
             dpb.CreateSegmentRequest(
@@ -187,7 +225,8 @@ async def _segment(channel: Any) -> str:
                     display_name="Bench complex",
                     definition=definition_to_proto(complex_definition()),
                 ),
-            )
+            ),
+            metadata=auth(),
         )
     return name
 
@@ -206,7 +245,8 @@ async def scenario_membership(port: int) -> dict[str, Any]:
         segment = f"projects/{PROJECT}/segments/all-users"
         started = time.perf_counter()
         snap = await stub.CreateSnapshot(
-            epb.CreateSnapshotRequest(parent=segment, as_of=datetime_to_timestamp(AS_OF))
+            epb.CreateSnapshotRequest(parent=segment, as_of=datetime_to_timestamp(AS_OF)),
+            metadata=auth(),
         )
         snapshot_s = time.perf_counter() - started
         latencies = []
@@ -214,7 +254,7 @@ async def scenario_membership(port: int) -> dict[str, Any]:
             ids = [f"u{(i * 7919 + j * 104729) % 1_500_000}" for j in range(1000)]
             started = time.perf_counter()
             reply = await stub.CheckMembership(
-                epb.CheckMembershipRequest(segment=segment, user_ids=ids)
+                epb.CheckMembershipRequest(segment=segment, user_ids=ids), metadata=auth()
             )
             latencies.append(time.perf_counter() - started)
             assert len(reply.is_member) == 1000
@@ -248,12 +288,13 @@ async def scenario_stream(port: int) -> dict[str, Any]:
             as_of=datetime_to_timestamp(AS_OF),
             chunk_size=50_000,
         )
-        async for chunk in stub.StreamAudience(request):
+        async for chunk in stub.StreamAudience(request, metadata=auth()):
             total += len(chunk.user_ids)
         stream_s = time.perf_counter() - started
         started = time.perf_counter()
         count = await stub.CountSegment(
-            epb.CountSegmentRequest(segment=complex_segment, as_of=datetime_to_timestamp(AS_OF))
+            epb.CountSegmentRequest(segment=complex_segment, as_of=datetime_to_timestamp(AS_OF)),
+            metadata=auth(),
         )
         count_s = time.perf_counter() - started
         return {
@@ -298,7 +339,7 @@ async def scenario_ingest(port: int, total: int = 300_000, batch: int = 5_000) -
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = egrpc.SegmentEvaluatorServiceStub(channel)
         started = time.perf_counter()
-        reply = await stub.IngestEvents(requests())
+        reply = await stub.IngestEvents(requests(), metadata=auth())
         elapsed = time.perf_counter() - started
     return {
         "ingested": reply.accepted_count,
@@ -317,6 +358,7 @@ async def phase_grpc(port: int) -> dict[str, Any]:
         server = Server(port)
         try:
             await server.wait_ready()
+            await _projects(port)
             results.update(await scenario(port))
         finally:
             results[f"{name}_server_peak_rss_mb"] = server.stop()

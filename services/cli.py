@@ -103,11 +103,17 @@ async def _run_demo(config: Config, host: str | None, port: int | None, keep: bo
     host, port = config.host, config.port
     services = build_services("all", config)
 
+    key_file = config.data_dir / "demo.key"
+
     async def loaded(server: RunningServer) -> None:
-        await load_demo(server.address)
+        await load_demo(server.address, key_file)
         print(
-            f"segments: demo data loaded; serving all services on {server.address} "
-            f"(try: grpcurl -plaintext {server.address} list). Ctrl-C stops.",
+            f"segments: demo data loaded; serving all services on {server.address}. Every call "
+            f"needs an API key; {key_file} holds one with admin on projects/demo:\n"
+            f'  grpcurl -plaintext -H "authorization: Bearer $(cat {key_file})" '
+            f'-d \'{{"name": "projects/demo"}}\' {server.address} '
+            "segments.v1.SegmentDefinitionService/GetProject\n"
+            "Ctrl-C stops.",
             file=sys.stderr,
             flush=True,
         )
@@ -118,7 +124,8 @@ async def _run_demo(config: Config, host: str | None, port: int | None, keep: bo
     server = RunningServer(services, config, host=host, port=port)
     await server.start()
     try:
-        await load_demo(server.address)
+        await load_demo(server.address, key_file)
+        print(f"segments: demo data loaded; the demo's API key is in {key_file}", file=sys.stderr)
     finally:
         await server.stop()
 

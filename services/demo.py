@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -347,8 +348,9 @@ def build_demo_data(seed: int = SEED) -> DemoData:
     return DemoData(profiles=profiles, events=events, segments=demo_segments())
 
 
-async def load_demo(address: str) -> dict[str, str]:
-    """Loads the demo data set into the suite at `address`; returns each step's outcome."""
+async def load_demo(address: str, key_file: Path) -> dict[str, str]:
+    """Loads the demo data set into the suite at `address` (served by this process), with an
+    admin key of the demo project kept in `key_file`; returns each step's outcome."""
     from services.demo_loader import load
 
-    return await load(address, build_demo_data())
+    return await load(address, build_demo_data(), key_file)

@@ -1,19 +1,29 @@
 """Loads `services.demo.DemoData` into a running suite through its public gRPC API.
 
+First it makes sure the demo project exists and that `<data dir>/demo.key` holds a working
+API key with admin on it (created through the API with this process's own credential, which
+only works in the process serving the suite); every later step uses that key.
+
 Each step that a service answers with UNIMPLEMENTED is logged as skipped, so the demo works
 while services are still landing and fills up as they do. Re-running it is harmless: segment
-creation uses fixed ids and idempotency keys, events carry fixed ids, profiles are upserts.
+creation uses fixed ids and idempotency keys, events carry fixed ids, profiles are upserts,
+and a working key in demo.key is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
+from libs.common.access import internal_credential
 from libs.common.logging import get_logger
+from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as ds
 from segments.v1 import definition_service_pb2_grpc as ds_grpc
 from segments.v1 import evaluator_service_pb2 as ev
@@ -45,13 +55,67 @@ async def _step(outcomes: dict[str, str], name: str, call: Callable[[], Awaitabl
     outcomes[name] = outcome
 
 
-async def load(address: str, data: DemoData) -> dict[str, str]:
-    """Runs every step against `address`; returns {step: outcome}."""
+def _read_key(key_file: Path) -> str:
+    return key_file.read_text().strip() if key_file.exists() else ""
+
+
+def _write_key(key_file: Path, secret: str) -> None:
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(secret + "\n")
+    os.chmod(key_file, 0o600)
+
+
+async def _key_works(definitions: Any, key: str) -> bool:
+    try:
+        await definitions.CheckAccess(
+            access_pb2.CheckAccessRequest(projects=[PROJECT], role=access_pb2.ROLE_ADMIN),
+            metadata=(("authorization", f"Bearer {key}"),),
+        )
+    except grpc.aio.AioRpcError:
+        return False
+    return True
+
+
+async def demo_key(definitions: Any, key_file: Path) -> str:
+    """The demo project made sure of, and an API key with admin on it: the one in `key_file`
+    when it still works, else a new one written there (readable by its owner only)."""
+    internal = (("authorization", f"Bearer {internal_credential()}"),)
+    try:
+        await definitions.CreateProject(
+            ds.CreateProjectRequest(project_id=PROJECT.removeprefix("projects/")),
+            metadata=internal,
+        )
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
+            raise
+    key = await asyncio.to_thread(_read_key, key_file)
+    if key and await _key_works(definitions, key):
+        return key
+    created = await definitions.CreateApiKey(
+        access_pb2.CreateApiKeyRequest(
+            api_key=access_pb2.ApiKey(
+                principal=access_pb2.Principal(kind=access_pb2.PRINCIPAL_KIND_PERSON, id=DEMO_USER),
+                grants=[access_pb2.Grant(project=PROJECT, role=access_pb2.ROLE_ADMIN)],
+                display_name="demo key (make demo)",
+            )
+        ),
+        metadata=internal,
+    )
+    secret: str = created.secret
+    await asyncio.to_thread(_write_key, key_file, secret)
+    _log.info("demo_key_created", key=created.api_key.name, file=str(key_file))
+    return secret
+
+
+async def load(address: str, data: DemoData, key_file: Path) -> dict[str, str]:
+    """Runs every step against `address`; returns {step: outcome}. The demo's API key is
+    kept in `key_file`."""
     outcomes: dict[str, str] = {}
-    metadata = (("x-user-email", DEMO_USER),)
     async with grpc.aio.insecure_channel(address) as channel:
         definitions = ds_grpc.SegmentDefinitionServiceStub(channel)
         evaluator = ev_grpc.SegmentEvaluatorServiceStub(channel)
+        key = await demo_key(definitions, key_file)
+        metadata = (("authorization", f"Bearer {key}"),)
 
         async def get_project() -> str:
             project = await definitions.GetProject(

@@ -10,13 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
-import grpc
 import pytest
 
 from libs.common.config import Config
 from libs.common.server import RunningServer
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from services.definition.service import DefinitionService
+from tests.support.auth import ADMIN_KEY, authorized_channel, create_project, seed_people
 
 from .helpers import Backend, Stub
 
@@ -39,14 +39,19 @@ async def backend(
         finally:
             await admin.close()
         url = f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}"
-    service = DefinitionService(url)
+    service = DefinitionService(url, bootstrap_admin_key=ADMIN_KEY)
     config = replace(Config(), shutdown_grace_seconds=1.0)
     server = RunningServer([service], config, host="127.0.0.1", port=0)
     await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
+    await seed_people(service.store)
+    channel = authorized_channel(server.address)
     try:
         yield Backend(
-            request.param, service, pb_grpc.SegmentDefinitionServiceStub(channel), server.address
+            request.param,
+            service,
+            pb_grpc.SegmentDefinitionServiceStub(channel),
+            server.address,
+            channel,
         )
     finally:
         await channel.close(None)
@@ -65,6 +70,8 @@ def stub(backend: Backend) -> Stub:
 
 
 @pytest.fixture
-def project() -> str:
-    """A fresh project per test: tests never see each other's segments."""
-    return f"p{secrets.token_hex(6)}"
+async def project(backend: Backend) -> str:
+    """A fresh project per test (created): tests never see each other's segments."""
+    project_id = f"p{secrets.token_hex(6)}"
+    await create_project(backend.channel, project_id)
+    return project_id

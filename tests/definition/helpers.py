@@ -16,6 +16,7 @@ from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
 from services.definition.service import DefinitionService
+from tests.support.auth import ANA_KEY, BO_KEY, bearer
 
 if TYPE_CHECKING:
     Stub = pb_grpc.SegmentDefinitionServiceAsyncStub
@@ -29,10 +30,13 @@ class Backend:
     service: DefinitionService
     stub: Stub
     address: str
+    channel: grpc.aio.Channel
 
 
-USER = (("x-user-email", "ana@example.com"),)
-OTHER_USER = (("x-user-email", "bo@example.com"),)
+#: Calls made by the people ana@example.com and bo@example.com (their own keys); calls without
+#: metadata use the admin key of the backend's channel.
+USER = bearer(ANA_KEY)
+OTHER_USER = bearer(BO_KEY)
 
 
 def last_days(n: int) -> dm.TimeWindow:
@@ -84,6 +88,7 @@ async def create(
     display_name: str,
     definition: dm.Definition | None = None,
     description: str = "",
+    metadata: tuple[tuple[str, str], ...] = USER,
     **kwargs: Any,
 ) -> segment_pb2.Segment:
     segment = segment_pb2.Segment(
@@ -91,7 +96,7 @@ async def create(
     )
     return await stub.CreateSegment(
         pb.CreateSegmentRequest(parent=f"projects/{project}", segment=segment, **kwargs),
-        metadata=USER,
+        metadata=metadata,
     )
 
 
@@ -111,3 +116,12 @@ def precondition_subjects(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
             detail.Unpack(failure)
             found += [(v.type, v.subject) for v in failure.violations]
     return found
+
+
+def reason_of(err: grpc.aio.AioRpcError) -> str:
+    """The `ErrorInfo.reason` of a failed call ("" when it carries none)."""
+    for detail in _status(err).details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""

@@ -10,8 +10,9 @@ from google.protobuf import field_mask_pb2
 
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import segment_pb2 as sp
+from tests.support.auth import create_project
 
-from .helpers import Stub, create, in_segment, past
+from .helpers import Backend, Stub, create, in_segment, past
 
 
 async def test_update_project_time_zone(stub: Stub, project: str) -> None:
@@ -35,12 +36,13 @@ async def test_update_project_time_zone(stub: Stub, project: str) -> None:
             )
         assert info.value.code() == code
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.GetProject(pb.GetProjectRequest(name="projects/a/b"))
+        await stub.GetProject(pb.GetProjectRequest(name=f"{name}/b"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_projects_are_isolated(stub: Stub, project: str) -> None:
+async def test_projects_are_isolated(backend: Backend, stub: Stub, project: str) -> None:
     other = f"{project}x"
+    await create_project(backend.channel, other)
     mine = await create(stub, project, "Mine")
     await create(stub, other, "Mine")  # the same name is fine in another project
     seg_id = mine.segment_id

@@ -1,8 +1,10 @@
 """A running definition + evaluator pair for end-to-end tests over real gRPC, and builders.
 
 Two in-process servers started with `libs.common.server.RunningServer` on port 0: the
-definition service (SQLite in a temporary directory) and the evaluator, which resolves
-segments through the definition service's address.
+definition service (SQLite in a temporary directory; admin key `tests.support.auth.ADMIN_KEY`)
+and the evaluator, which resolves segments through the definition service's address and asks
+it for every access decision. The stack's channels send the admin key; `new_project()` creates
+a project (nothing else does).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
 from services.definition.service import DefinitionService
 from services.evaluator.service import EvaluatorService
+from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
 from tests.support.chdb_http import ChdbHttpServer
 
 from .support import stream
@@ -68,7 +71,9 @@ async def running_stack(
         shutdown_grace_seconds=1.0,
     )
     definition_server = RunningServer(
-        [DefinitionService(config.effective_database_url)], config, port=0
+        [DefinitionService(config.effective_database_url, bootstrap_admin_key=ADMIN_KEY)],
+        config,
+        port=0,
     )
     await definition_server.start()
     try:
@@ -78,8 +83,8 @@ async def running_stack(
         )
         await evaluator_server.start()
         try:
-            definition_channel = grpc.aio.insecure_channel(definition_server.address)
-            evaluator_channel = grpc.aio.insecure_channel(evaluator_server.address)
+            definition_channel = authorized_channel(definition_server.address)
+            evaluator_channel = authorized_channel(evaluator_server.address)
             try:
                 yield Stack(
                     definition_server,
@@ -96,6 +101,11 @@ async def running_stack(
             await evaluator_server.stop()
     finally:
         await definition_server.stop()
+
+
+async def new_project(s: Stack, project: str) -> None:
+    """Creates `project` (an existing one is fine)."""
+    await create_project(s.definition_channel, project)
 
 
 # --- builders ---------------------------------------------------------------------------------

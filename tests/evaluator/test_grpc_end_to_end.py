@@ -30,6 +30,7 @@ from .grpc_stack import (
     did_not,
     ingest,
     members,
+    new_project,
     past,
     reflected,
     rich,
@@ -76,6 +77,7 @@ async def test_health_serving_and_reflection(stack: Stack) -> None:
 
 async def test_full_flow_of_a_past_behaviour_segment(stack: Stack) -> None:
     p = "flow"
+    await new_project(stack, p)
     profiles = [
         pb.Profile(
             user_id=f"u{i}",
@@ -171,6 +173,7 @@ async def test_full_flow_of_a_past_behaviour_segment(stack: Stack) -> None:
 
 async def test_nested_include_and_exclude_resolve_over_grpc(stack: Stack) -> None:
     p = "nest"
+    await new_project(stack, p)
     history = {
         "u1": ["Visit", "Buy"],
         "u2": ["Visit", "Buy", "Refund"],
@@ -210,6 +213,7 @@ async def test_nested_include_and_exclude_resolve_over_grpc(stack: Stack) -> Non
 
 async def test_system_custom_list_and_partner_segments(stack: Stack) -> None:
     p = "kinds"
+    await new_project(stack, p)
     parent = f"projects/{p}"
     profiles = [pb.Profile(user_id=f"u{i}", email=f"User{i}@Example.com") for i in range(1, 5)]
     await stack.evaluator.UpsertProfiles(
@@ -222,7 +226,7 @@ async def test_system_custom_list_and_partner_segments(stack: Stack) -> None:
         timeout=TIMEOUT,
     )
     assert marked.updated_count == 2 and list(marked.unknown_user_ids) == ["ghost"]
-    # the system segments exist once the project does (creating a segment creates it)
+    # the system segments exist from the project's creation
     vip = await create(
         stack, p, "vip-list", dm.Definition(
             custom_list=dm.CustomListDefinition(identity_kind=dm.IDENTITY_KIND_EMAIL)
@@ -279,8 +283,10 @@ async def test_system_custom_list_and_partner_segments(stack: Stack) -> None:
 
 async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> None:
     p = "fail"
+    await new_project(stack, p)
     parent = f"projects/{p}"
     seg = await create(stack, p, "buyers", past(did("Buy")))
+    await new_project(stack, "fail-other")
     await create(stack, "fail-other", "others", past(did("Buy")))  # a project that exists
 
     for missing in (f"{parent}/segments/nope", "projects/fail-other/segments/buyers"):
@@ -337,6 +343,8 @@ async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> Non
 
 
 async def test_unsaved_definition_cannot_reference_another_project(stack: Stack) -> None:
+    await new_project(stack, "xproj-a")
+    await new_project(stack, "xproj-b")
     theirs = await create(stack, "xproj-a", "buyers", past(did("Buy")))
     await ingest(stack, "xproj-b", [event("e1", "ub", "Buy", T0)])
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -354,6 +362,7 @@ async def test_unsaved_definition_cannot_reference_another_project(stack: Stack)
 
 
 async def test_unsaved_definitions_get_the_definition_service_checks(stack: Stack) -> None:
+    await new_project(stack, "unsaved")
     too_long = past(did("x" * 129))  # the compiler could run it; saving it is refused
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stack.evaluator.EstimateDefinition(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +14,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from libs.common.config import Config
+from libs.common.rpc_roles import RPC_ROLES, Role
 from libs.common.server import RunningServer
 from libs.common.service import Service
+from tests.support.auth import StaticDecider, authorized_channel
 
 
 @pytest.fixture
@@ -23,14 +25,42 @@ def config(tmp_path: Path) -> Config:
     return replace(Config(), data_dir=tmp_path, shutdown_grace_seconds=5.0)
 
 
+#: Methods of the fake service, given a role so that the access check lets them through.
+FAKE_METHODS = (
+    "unary_unary",
+    "unary_stream",
+    "stream_unary",
+    "stream_stream",
+    "writer",
+    "self_abort",
+    "sleep",
+    "slow",
+    "forever",
+    "blocking",
+)
+TEST_ROLES: Mapping[str, Role] = {
+    **RPC_ROLES,
+    **{f"/test.Fake/{m}": Role.VIEWER for m in FAKE_METHODS},
+}
+
+
+def make_server(services: list[Service], config: Config) -> RunningServer:
+    """A server on an ephemeral port whose access check admits `ADMIN_KEY` everywhere (no
+    store: `StaticDecider`), knowing the fake service's methods."""
+    return RunningServer(
+        services, config, host="127.0.0.1", port=0, access=StaticDecider(), roles=TEST_ROLES
+    )
+
+
 @asynccontextmanager
 async def running(
     services: list[Service], config: Config
 ) -> AsyncIterator[tuple[RunningServer, grpc.aio.Channel]]:
-    server = RunningServer(services, config, host="127.0.0.1", port=0)
+    """`make_server` started, and a channel that sends `ADMIN_KEY`."""
+    server = make_server(services, config)
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
+        async with authorized_channel(server.address) as channel:
             yield server, channel
     finally:
         await server.stop()

@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from libs.common.config import SERVICE_NAMES
+from tests.support.auth import ADMIN_KEY, bearer
 
 from .conftest import health_status, reflected_services
 
@@ -69,6 +70,7 @@ async def test_clean_venv_install_and_serve(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
     env.pop("PYTHONPATH", None)
     env["SEGMENTS_DATA_DIR"] = str(tmp_path / "data")
+    env["SEGMENTS_BOOTSTRAP_ADMIN_KEY"] = ADMIN_KEY
     process = await asyncio.create_subprocess_exec(
         str(venv / "bin" / "segments"),
         "serve",
@@ -94,7 +96,7 @@ async def test_clean_venv_install_and_serve(tmp_path: Path) -> None:
                 response_deserializer=lambda data: data,
             )
             try:
-                await call(None, timeout=30)
+                await call(None, timeout=30, metadata=bearer(ADMIN_KEY))
             except grpc.aio.AioRpcError as exc:
                 assert exc.code() in {
                     grpc.StatusCode.UNIMPLEMENTED,

@@ -161,6 +161,10 @@ async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
     assert any(line.startswith("  demo: get project: ") for line in lines)
     assert any(line.startswith("  demo: ingest events: ") for line in lines)
     assert not any(": failed:" in line for line in lines), out.decode()
+    key_file = tmp_path / "var" / "demo.key"
+    assert key_file.read_text().startswith("sgk_")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert str(key_file) in err.decode()
 
 
 def test_demo_data_is_deterministic_and_realistic() -> None:

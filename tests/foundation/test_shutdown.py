@@ -9,9 +9,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.common.config import Config
-from libs.common.server import RunningServer
+from tests.support.auth import authorized_channel
 
-from .conftest import FakeService, raw_method
+from .conftest import FakeService, make_server, raw_method
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -28,9 +28,9 @@ async def test_in_flight_call_finishes_after_health_flips(config: Config) -> Non
         return b"finished"
 
     service = FakeService({"slow": grpc.unary_unary_rpc_method_handler(slow)})
-    server = RunningServer([service], config, host="127.0.0.1", port=0)
+    server = make_server([service], config)
     await server.start()
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with authorized_channel(server.address) as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(
             health_pb2.HealthCheckRequest(service=service.name), timeout=30
         )
@@ -53,11 +53,11 @@ async def test_in_flight_call_finishes_after_health_flips(config: Config) -> Non
 
 async def test_new_calls_refused_after_stop(config: Config) -> None:
     service = FakeService({})
-    server = RunningServer([service], config, host="127.0.0.1", port=0)
+    server = make_server([service], config)
     await server.start()
     await server.stop()
     await server.stop()  # a second stop is harmless
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with authorized_channel(server.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
@@ -77,9 +77,9 @@ async def test_grace_period_cancels_calls_that_never_end(config: Config) -> None
         return b""
 
     service = FakeService({"forever": grpc.unary_unary_rpc_method_handler(forever)})
-    server = RunningServer([service], config, host="127.0.0.1", port=0)
+    server = make_server([service], config)
     await server.start()
-    async with grpc.aio.insecure_channel(server.address) as channel:
+    async with authorized_channel(server.address) as channel:
         call = raw_method(channel, "unary_unary", "forever")(b"", timeout=30)
         await entered.wait()
         await server.stop(grace=0.1)
@@ -100,7 +100,7 @@ async def test_service_stop_failure_does_not_block_the_others(config: Config) ->
             raise RuntimeError("close failed")
 
     good = FakeService({})
-    server = RunningServer([good, Faulty({})], config, host="127.0.0.1", port=0)
+    server = make_server([good, Faulty({})], config)
     await server.start()
     await server.stop()
     assert good.events == ["start", "stop"]
