@@ -7,6 +7,7 @@ import pytest
 
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import segment_pb2
+from tests.support.auth import create_project
 
 from .helpers import USER, Backend, create, in_segment, past, simple
 
@@ -55,7 +56,7 @@ async def test_unknown_segment_is_not_found(backend: Backend, project: str) -> N
 async def test_list_projects_pages_in_id_order(backend: Backend, project: str) -> None:
     names = [f"projects/{project}-{i}" for i in (3, 1, 2)]
     for name in names:
-        await backend.stub.GetProject(pb.GetProjectRequest(name=name))
+        await create_project(backend.channel, name.removeprefix("projects/"))
     await create(backend.stub, f"{project}-2", "Shoppers")
     seen: list[segment_pb2.Project] = []
     token = ""
