@@ -111,7 +111,21 @@ class Unauthenticated(DomainError):
 
 
 class ResourceExhausted(DomainError):
+    """A limit was reached. `retry_after_seconds`, when set, goes to the caller as a
+    `google.rpc.RetryInfo`: when trying again may succeed."""
+
     default_reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(DomainError):
