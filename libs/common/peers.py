@@ -13,7 +13,8 @@ decided in one place:
 * the person a service principal acts for (``x-user-email``);
 * the request id, so that one caller's request is one id in every log line it causes.
 
-`configure_peers(config)` (called by the server bootstrap) sets the service key.
+`configure_peers(config)` (called by the server bootstrap) sets the service key and TLS:
+with `SEGMENTS_TLS_CA_FILE`, peer channels use TLS (`libs.common.tls`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,26 @@ from libs.common.context import (
     current_principal,
 )
 from libs.common.logging import current_request_id
+from libs.common.tls import channel_credentials
 
 _service_key: str | None = None
+#: TLS credentials of the peer addresses configured with a CA, by address.
+_tls_by_address: dict[str, grpc.ChannelCredentials] = {}
 
 
 def configure_peers(config: Config) -> None:
-    """Takes the settings of peer calls from `config` (once per process, at start-up)."""
+    """Takes the settings of peer calls from `config` (at start-up): the service key, and TLS
+    for the addresses of this configuration's peers (so that servers with different settings
+    in one process, as in tests, do not change each other's)."""
     global _service_key
     _service_key = config.service_key
+    credentials = channel_credentials(config)
+    for service in ("definition", "evaluator"):
+        address = config.peer_address(service)
+        if credentials is None:
+            _tls_by_address.pop(address, None)
+        else:
+            _tls_by_address[address] = credentials
 
 
 def peer_metadata() -> tuple[tuple[str, str], ...]:
@@ -59,5 +72,8 @@ def peer_metadata() -> tuple[tuple[str, str], ...]:
 
 
 def open_peer_channel(address: str) -> grpc.aio.Channel:
-    """A channel to the peer service at `address` (host:port)."""
+    """A channel to the peer service at `address` (host:port): TLS when a CA is configured."""
+    credentials = _tls_by_address.get(address)
+    if credentials is not None:
+        return grpc.aio.secure_channel(address, credentials)
     return grpc.aio.insecure_channel(address)
