@@ -1,24 +1,17 @@
-"""The access check every Segments server runs: credential -> principal -> role -> project.
+"""The pieces of the access check (credential -> principal -> role -> project), used by the
+interceptor every server runs (`libs.common.access_interceptor`):
 
-For every call except grpc health and server reflection, `AccessInterceptor`:
-
-1. reads the credential from metadata ``authorization: Bearer <api key>`` (UNAUTHENTICATED
-   when it is missing or malformed);
-2. looks the method up in the role table (`libs.common.rpc_roles`); a method missing from it
-   is refused (PERMISSION_DENIED);
-3. reads the projects the request names (`named_projects`: its ``parent``, ``name`` or
-   ``segment`` fields, ``projects/{project}/...``; for client-streaming calls, every message);
-4. asks the `AccessDecider` whether the credential holds the role on each of them. The
-   decider answers UNAUTHENTICATED (unknown, revoked or expired key), NOT_FOUND (the project
-   does not exist, or the key has no role on it: one answer, so existence never leaks) or
-   PERMISSION_DENIED (a role there, but too small), or the caller's `Principal`;
-5. binds the principal and credential to the call (`libs.common.context`) for the handler,
-   for records of who did what, and for peer calls, which pass the credential on.
-
-The decider of a process that hosts the definition service reads keys from its store; every
-other process asks the definition service (`libs.common.access_peer`). Decisions are cached
-for `Config.auth_cache_seconds` (`CachingDecider`); `access_changed()` empties every cache
-of the process at once (a key revoked, a project deleted).
+* `bearer_credential`: the API key of ``authorization: Bearer <api key>``;
+* `named_projects`: the projects a request names (its ``parent``, ``name`` or ``segment``
+  fields, ``projects/{project}/...``);
+* `AccessDecider`: whether a key holds a role on projects. It answers UNAUTHENTICATED
+  (unknown, revoked or expired key), NOT_FOUND (the project does not exist, or the key has no
+  role on it: one answer, so existence never leaks) or PERMISSION_DENIED (a role there, but
+  too small), or the caller's `Principal`. The decider of a process that hosts the definition
+  service reads keys from its store; every other process asks the definition service
+  (`libs.common.access_peer`);
+* `CachingDecider`: decisions reused for `Config.auth_cache_seconds`; `access_changed()`
+  empties every cache of the process at once (a key revoked, a project deleted).
 """
 
 from __future__ import annotations
@@ -29,7 +22,7 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -43,20 +36,12 @@ from libs.common.context import (
     USER_EMAIL_KEY,
     Principal,
     PrincipalKind,
-    bind_caller,
     metadata_value,
 )
-from libs.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from libs.common.interceptors import rewrap_handler
+from libs.common.errors import InvalidArgument, Unauthenticated
 from libs.common.principal import is_email
-from libs.common.rpc_roles import RPC_ROLES, SELF_RPCS, UNSCOPED_RPCS, Role
+from libs.common.rpc_roles import Role
 
-#: Methods every client may call without a credential.
-OPEN_METHOD_PREFIXES = (
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
 MAX_CREDENTIAL_LENGTH = 512
 MAX_CACHED_DECISIONS = 10_000
 _PROJECT_NAME = re.compile(r"projects/([A-Za-z0-9][A-Za-z0-9_-]{0,62})(/.*)?", re.S)
@@ -105,7 +90,7 @@ def is_internal_credential(credential: str) -> bool:
     return hmac.compare_digest(credential.encode(), _INTERNAL_CREDENTIAL.encode())
 
 
-def _from_loopback(context: Context) -> bool:
+def from_loopback(context: Context) -> bool:
     peer = context.peer() or ""
     return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
 
@@ -177,7 +162,7 @@ def named_projects(message: object) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _acting_for(principal: Principal, context: Context) -> Principal:
+def acting_for(principal: Principal, context: Context) -> Principal:
     """A service principal acting for a person ("x-user-email"); people never act for others."""
     if principal.kind is not PrincipalKind.SERVICE:
         return principal
@@ -242,165 +227,3 @@ class CachingDecider:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-# --- the interceptor ------------------------------------------------------------------------------
-
-
-class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Authenticates and authorises every call before its handler runs (see the module doc).
-
-    Installed inside `ErrorInterceptor`, so that its refusals are mapped to rich statuses and
-    logged like any other error. `auth_disabled` (development, loopback only): a call without
-    a credential is passed to the decider with an empty one, which treats it as an admin.
-    """
-
-    def __init__(
-        self,
-        decider: AccessDecider,
-        *,
-        roles: Mapping[str, Role] = RPC_ROLES,
-        unscoped: Collection[str] = UNSCOPED_RPCS,
-        self_rpcs: Collection[str] = SELF_RPCS,
-        auth_disabled: bool = False,
-    ) -> None:
-        self.decider = decider
-        self.roles = roles
-        self.unscoped = frozenset(unscoped)
-        self.self_rpcs = frozenset(self_rpcs)
-        self.auth_disabled = auth_disabled
-
-    async def _authenticate(self, method: str, context: Context) -> tuple[str, Role | None]:
-        """The call's credential, checked to be valid; the role the method needs (None: any
-        valid key)."""
-        credential = bearer_credential(context)
-        if not credential and not self.auth_disabled:
-            raise Unauthenticated(
-                "this call needs an API key: send metadata 'authorization: Bearer <api key>'",
-                reason="API_KEY_MISSING",
-            )
-        if is_internal_credential(credential) and not _from_loopback(context):
-            raise Unauthenticated("unknown API key", reason="API_KEY_UNKNOWN")
-        role = self.roles.get(method)
-        if method in self.self_rpcs:
-            role = None
-        elif role is None:
-            await self.decider.check(credential, (), None)
-            raise PermissionDenied(
-                f"{method} has no entry in the role table, so it is refused",
-                reason="RPC_NOT_IN_ROLE_TABLE",
-                metadata={"method": method},
-            )
-        return credential, role
-
-    async def _decide(
-        self, context: Context, credential: str, projects: tuple[str, ...], role: Role | None
-    ) -> Principal:
-        access = await self.decider.check(credential, projects, role)
-        principal = _acting_for(access.principal, context)
-        bind_caller(principal, credential)
-        return principal
-
-    async def _admit(
-        self, method: str, context: Context, credential: str, role: Role | None, request: object
-    ) -> Principal:
-        projects = () if role is None or method in self.unscoped else named_projects(request)
-        return await self._decide(context, credential, projects, role)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],  # type: ignore[type-arg]
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
-            return handler
-        wrappers = {
-            "unary_unary": self._unary_request,
-            "unary_stream": self._unary_request_streamed,
-            "stream_unary": self._stream_request,
-            "stream_stream": self._stream_request_streamed,
-        }
-        return rewrap_handler(handler, lambda kind, behavior: wrappers[kind](method, behavior))
-
-    def _unary_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def handler(request: object, context: Context) -> Any:
-            credential, role = await self._authenticate(method, context)
-            await self._admit(method, context, credential, role, request)
-            result = behavior(request, context)
-            return await result if isinstance(result, Awaitable) else result
-
-        return handler
-
-    def _unary_request_streamed(
-        self, method: str, behavior: Callable[..., Any]
-    ) -> Callable[..., Any]:
-        async def handler(request: object, context: Context) -> AsyncIterator[Any]:
-            credential, role = await self._authenticate(method, context)
-            await self._admit(method, context, credential, role, request)
-            async for response in _responses(behavior(request, context), context):
-                yield response
-
-        return handler
-
-    def _checked_messages(
-        self, method: str, context: Context, credential: str, role: Role | None, requests: Any
-    ) -> AsyncIterator[Any]:
-        """The request stream, each message admitted before the handler sees it. A message
-        naming no project continues under the projects admitted before it; a first message
-        naming none needs the role on all projects."""
-        scoped = role is not None and method not in self.unscoped
-
-        async def messages() -> AsyncIterator[Any]:
-            admitted = False
-            async for message in requests:
-                projects = named_projects(message) if scoped else ()
-                if projects or not admitted:
-                    await self._decide(context, credential, projects, role)
-                    admitted = True
-                yield message
-
-        return messages()
-
-    async def _open_stream(self, method: str, context: Context) -> tuple[str, Role | None]:
-        """A client-streaming call: refused before any message is read when the credential
-        is not valid; its caller is known from the start."""
-        credential, role = await self._authenticate(method, context)
-        await self._decide(context, credential, (), None)
-        return credential, role
-
-    def _stream_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def handler(requests: Any, context: Context) -> Any:
-            credential, role = await self._open_stream(method, context)
-            checked = self._checked_messages(method, context, credential, role, requests)
-            result = behavior(checked, context)
-            return await result if isinstance(result, Awaitable) else result
-
-        return handler
-
-    def _stream_request_streamed(
-        self, method: str, behavior: Callable[..., Any]
-    ) -> Callable[..., Any]:
-        async def handler(requests: Any, context: Context) -> AsyncIterator[Any]:
-            credential, role = await self._open_stream(method, context)
-            checked = self._checked_messages(method, context, credential, role, requests)
-            async for response in _responses(behavior(checked, context), context):
-                yield response
-
-        return handler
-
-
-async def _responses(result: Any, context: Context) -> AsyncIterator[Any]:
-    """The responses of a server-streaming handler, whether it is an async generator, a
-    coroutine returning an iterator, or one that writes with `context.write()`."""
-    if isinstance(result, Awaitable):
-        result = await result
-    if result is None:
-        return
-    if hasattr(result, "__aiter__"):
-        async for response in result:
-            yield response
-    else:
-        for response in result:
-            yield response

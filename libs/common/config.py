@@ -111,6 +111,19 @@ class Config:
     # Development only: calls without a credential act as an admin of all projects. Refused
     # unless the listen address is loopback.
     auth_disabled: bool = False
+    # Failed authentications allowed per client address and minute (0: no limit).
+    auth_failures_per_minute: int = 60
+    # Expensive calls (count, stream, snapshot, export) one principal may run at once in one
+    # process (0: no limit).
+    max_concurrent_expensive_calls: int = 4
+    # TLS: the server's certificate chain and private key (PEM files); None: plaintext.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # When set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca_file: Path | None = None
+    # CA bundle trusted by peer calls (and clients of ours); when set, peer calls use TLS and
+    # present tls_cert_file/tls_key_file as their client certificate when those are set.
+    tls_ca_file: Path | None = None
 
     @property
     def sqlite_path(self) -> Path:
@@ -122,9 +135,10 @@ class Config:
 
     def service_database_url(self, service: str) -> str:
         """SQLAlchemy async URL of the SQL tables `service` owns (live state, daily runs, export
-        jobs): SEGMENTS_<SERVICE>_DATABASE_URL, else SEGMENTS_DATABASE_URL (one database
-        shared by the services, each with its own tables and migration version table), else
-        the embedded SQLite file `<data dir>/<service>.sqlite3`."""
+        jobs; "audit": the audit records every process writes): SEGMENTS_<SERVICE>_DATABASE_URL,
+        else SEGMENTS_DATABASE_URL (one database shared by the services, each with its own
+        tables and migration version table), else the embedded SQLite file
+        `<data dir>/<service>.sqlite3`."""
         if service == "definition":
             return self.effective_database_url
         configured = self.service_database_urls.get(service) or self.database_url
@@ -173,6 +187,23 @@ class Config:
                 "SEGMENTS_MEMBERSHIP_CACHE_MEMBERS and SEGMENTS_SNAPSHOT_CHECK_SECONDS must not be "
                 f"negative, got {cached} and {check}"
             )
+        tls = {
+            name: Path(value) if (value := env.get(f"SEGMENTS_TLS_{name.upper()}_FILE")) else None
+            for name in ("cert", "key", "client_ca", "ca")
+        }
+        if (tls["cert"] is None) != (tls["key"] is None):
+            raise ConfigError("SEGMENTS_TLS_CERT_FILE and SEGMENTS_TLS_KEY_FILE go together")
+        if tls["client_ca"] is not None and tls["cert"] is None:
+            raise ConfigError("SEGMENTS_TLS_CLIENT_CA_FILE needs SEGMENTS_TLS_CERT_FILE (TLS)")
+        failures = _int(env, "SEGMENTS_AUTH_FAILURES_PER_MINUTE", defaults.auth_failures_per_minute)
+        expensive = _int(
+            env, "SEGMENTS_MAX_CONCURRENT_EXPENSIVE_CALLS", defaults.max_concurrent_expensive_calls
+        )
+        if failures < 0 or expensive < 0:
+            raise ConfigError(
+                "SEGMENTS_AUTH_FAILURES_PER_MINUTE and SEGMENTS_MAX_CONCURRENT_EXPENSIVE_CALLS "
+                f"must not be negative, got {failures} and {expensive}"
+            )
         auth_cache = _float(env, "SEGMENTS_AUTH_CACHE_SECONDS", defaults.auth_cache_seconds)
         if not 0 <= auth_cache <= 300:
             raise ConfigError(f"SEGMENTS_AUTH_CACHE_SECONDS must be 0 to 300, got {auth_cache}")
@@ -184,7 +215,7 @@ class Config:
             database_url=env.get("SEGMENTS_DATABASE_URL") or None,
             service_database_urls={
                 name: url
-                for name in SERVICE_NAMES
+                for name in (*SERVICE_NAMES, "audit")
                 if name != "definition"
                 and (url := env.get(f"SEGMENTS_{name.upper()}_DATABASE_URL", ""))
             },
@@ -209,4 +240,10 @@ class Config:
             service_key=_secret(env, "SEGMENTS_SERVICE_KEY"),
             auth_cache_seconds=auth_cache,
             auth_disabled=_bool(env, "SEGMENTS_AUTH_DISABLED"),
+            auth_failures_per_minute=failures,
+            max_concurrent_expensive_calls=expensive,
+            tls_cert_file=tls["cert"],
+            tls_key_file=tls["key"],
+            tls_client_ca_file=tls["client_ca"],
+            tls_ca_file=tls["ca"],
         )

@@ -7,7 +7,8 @@ For each call (unary and streaming alike) it:
 * turns a `DomainError` into its gRPC status code with a ``google.rpc.Status`` in the
   ``grpc-status-details-bin`` trailer: an ``ErrorInfo`` (reason, domain, metadata), plus
   ``BadRequest`` field violations for `InvalidArgument` and ``PreconditionFailure``
-  violations for `FailedPrecondition`;
+  violations for `FailedPrecondition`, and a ``RetryInfo`` for `ResourceExhausted` with a
+  retry delay;
 * turns any other exception into INTERNAL with a generic message (the traceback goes to the
   log, never to the caller);
 * logs the call once when it ends: method, status code, duration_ms, and the authenticated
@@ -25,7 +26,7 @@ import google.rpc.code_pb2 as code_pb2
 import google.rpc.error_details_pb2 as error_details_pb2
 import google.rpc.status_pb2 as status_pb2
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 
 from libs.common import errors
 from libs.common.context import REQUEST_ID_KEY, current_principal, metadata_value
@@ -88,6 +89,10 @@ def rich_status(error: errors.DomainError) -> status_pb2.Status:
             ]
         )
         status.details.append(_pack(bad_request))
+    if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(0, round(error.retry_after_seconds * 1e9)))
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     if isinstance(error, errors.FailedPrecondition) and error.violations:
         failure = error_details_pb2.PreconditionFailure(
             violations=[

@@ -59,6 +59,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _DEFINITION + "ListApiKeys": Role.ADMIN,
     _DEFINITION + "RevokeApiKey": Role.ADMIN,
     _DEFINITION + "CheckAccess": Role.VIEWER,
+    _DEFINITION + "ListAuditRecords": Role.ADMIN,
     # Evaluator service.
     _EVALUATOR + "IngestEvents": Role.EDITOR,
     _EVALUATOR + "UpsertProfiles": Role.EDITOR,
@@ -104,6 +105,21 @@ UNSCOPED_RPCS: frozenset[str] = frozenset(
 #: RPCs about the caller's own key: any valid key may call them. ListProjects answers with the
 #: projects the key holds a role on; CheckAccess answers whether the key may do something.
 SELF_RPCS: frozenset[str] = frozenset(_DEFINITION + m for m in ("ListProjects", "CheckAccess"))
+
+
+#: Expensive RPCs (count, stream, snapshot, export): each principal may run at most
+#: `Config.max_concurrent_expensive_calls` of them at once in one process.
+EXPENSIVE_RPCS: frozenset[str] = frozenset(
+    {
+        _EVALUATOR + "CountSegment",
+        _EVALUATOR + "EstimateDefinition",
+        _EVALUATOR + "StreamAudience",
+        _EVALUATOR + "CreateSnapshot",
+        _REPORTING + "RunDailyJob",
+        _EXPORT + "CreateExportJob",
+        _EXPORT + "StreamExportJob",
+    }
+)
 
 
 def required_role(method: str) -> Role | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -19,14 +19,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from libs.common.access import AccessDecider, AccessInterceptor, CachingDecider
+from libs.audit import AuditStore, AuditWriter
+from libs.common.access import AccessDecider, CachingDecider
+from libs.common.access_interceptor import AccessInterceptor
 from libs.common.access_peer import PeerAccessDecider
-from libs.common.config import Config
+from libs.common.config import Config, ConfigError
 from libs.common.interceptors import server_interceptors
+from libs.common.limits import ConcurrencyLimiter, FailedAuthLimiter
 from libs.common.logging import get_logger
 from libs.common.peers import configure_peers
-from libs.common.rpc_roles import RPC_ROLES, Role
+from libs.common.rpc_roles import EXPENSIVE_RPCS, RPC_ROLES, Role
 from libs.common.service import Service
+from libs.common.tls import server_credentials
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 REFLECTION_SERVICE_NAME: str = reflection.SERVICE_NAME
@@ -48,7 +52,9 @@ class RunningServer:
     Every call but health and reflection passes the access check (`libs.common.access`): its
     decider is `access` when given (tests), else the one of the hosted service that offers
     `access_decider()` (the definition service), else the definition service's CheckAccess at
-    `config.peer_address("definition")`; `roles` is the role table (default `RPC_ROLES`).
+    `config.peer_address("definition")`; `roles` is the role table (default `RPC_ROLES`) and
+    `expensive` the methods limited per principal (default `EXPENSIVE_RPCS`).
+    Audit records go to `config.service_database_url("audit")` (opened on the first one).
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class RunningServer:
         port: int | None = None,
         access: AccessDecider | None = None,
         roles: Mapping[str, Role] = RPC_ROLES,
+        expensive: Collection[str] = EXPENSIVE_RPCS,
     ) -> None:
         names = [s.name for s in services]
         if len(set(names)) != len(names):
@@ -75,7 +82,9 @@ class RunningServer:
         self._stopping = False
         self._access = access
         self._roles = roles
+        self._expensive = expensive
         self._decider: AccessDecider | None = None
+        self._audit = AuditWriter(AuditStore(config.service_database_url("audit")))
 
     @property
     def address(self) -> str:
@@ -90,14 +99,23 @@ class RunningServer:
                 "SEGMENTS_AUTH_DISABLED is for development on a loopback address only; "
                 f"refusing to serve {self.host} without authentication"
             )
-        configure_peers(self.config)
+        try:
+            configure_peers(self.config)
+        except ConfigError as exc:
+            raise ServerError(str(exc)) from exc
         try:
             for service in self.services:
                 await service.start()
                 self._started.append(service)
             self._decider = CachingDecider(self._make_decider(), self.config.auth_cache_seconds)
             access = AccessInterceptor(
-                self._decider, roles=self._roles, auth_disabled=self.config.auth_disabled
+                self._decider,
+                roles=self._roles,
+                expensive=self._expensive,
+                auth_disabled=self.config.auth_disabled,
+                failures=FailedAuthLimiter(self.config.auth_failures_per_minute),
+                concurrency=ConcurrencyLimiter(self.config.max_concurrent_expensive_calls),
+                audit=self._audit,
             )
             server = grpc.aio.server(
                 interceptors=server_interceptors(access),
@@ -111,8 +129,16 @@ class RunningServer:
                 [*(s.name for s in self.services), HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME],
                 server,
             )
+            address = f"{self.host}:{self.requested_port}"
             try:
-                port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+                credentials = server_credentials(self.config)
+            except ConfigError as exc:
+                raise ServerError(str(exc)) from exc
+            try:
+                if credentials is None:
+                    port = server.add_insecure_port(address)
+                else:
+                    port = server.add_secure_port(address, credentials)
             except RuntimeError as exc:
                 raise ServerError(
                     f"cannot listen on {self.host}:{self.requested_port}: {exc}"
@@ -181,6 +207,7 @@ class RunningServer:
         if self._decider is not None:
             await self._decider.close()
             self._decider = None
+        await self._audit.close()
         while self._started:
             service = self._started.pop()
             try:

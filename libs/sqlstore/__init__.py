@@ -8,5 +8,12 @@ every service's migrations `env.py`.
 
 from libs.sqlstore.database import SqlDatabase, insert_ignoring_conflicts, sqlite_url
 from libs.sqlstore.migrations import run_alembic_env
+from libs.sqlstore.types import UtcDateTime
 
-__all__ = ["SqlDatabase", "insert_ignoring_conflicts", "run_alembic_env", "sqlite_url"]
+__all__ = [
+    "SqlDatabase",
+    "UtcDateTime",
+    "insert_ignoring_conflicts",
+    "run_alembic_env",
+    "sqlite_url",
+]

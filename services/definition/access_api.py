@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
+from libs.audit import AuditStore
 from libs.common.access import AccessDecider
 from libs.common.context import caller_email, current_credential, current_principal
 from libs.common.errors import InvalidArgument
@@ -15,7 +16,7 @@ from libs.model.definition_proto import datetime_to_timestamp, timestamp_to_date
 from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as pb
 from services.definition import proto_convert as convert
-from services.definition.application import access, projects
+from services.definition.application import access, audit, projects
 from services.definition.domain.names import parse_project_name
 from services.definition.domain.ports import Store
 
@@ -23,10 +24,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AccessMethods:
-    """Projects, keys and CheckAccess; mixed into the definition servicer."""
+    """Projects, keys, CheckAccess and the audit trail; mixed into the definition servicer."""
 
     store: Store
     decider: AccessDecider
+    audit: AuditStore | None
 
     # --- projects ---------------------------------------------------------------------------
 
@@ -99,3 +101,17 @@ class AccessMethods:
         if decided.expire_time is not None:
             out.expire_time.CopyFrom(datetime_to_timestamp(decided.expire_time))
         return out
+
+    # --- audit ------------------------------------------------------------------------------
+
+    async def ListAuditRecords(
+        self, request: access_pb2.ListAuditRecordsRequest, context: Context
+    ) -> Any:
+        project_id = parse_project_name(request.parent, "parent") if request.parent else None
+        page = await audit.list_audit_records(
+            self.audit, project_id, request.page_size, request.page_token
+        )
+        return access_pb2.ListAuditRecordsResponse(
+            audit_records=[convert.audit_record_to_proto(r) for r in page.records],
+            next_page_token=page.next_page_token,
+        )

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
+from libs.audit import AuditStore
 from libs.common.access import AccessDecider
 from libs.common.context import caller_email
 from libs.common.errors import InvalidArgument
@@ -38,9 +39,12 @@ def _definition(segment: segment_pb2.Segment, path: str) -> Any:
 
 
 class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer):
-    def __init__(self, store: Store, decider: AccessDecider) -> None:
+    def __init__(
+        self, store: Store, decider: AccessDecider, audit: AuditStore | None = None
+    ) -> None:
         self.store = store
         self.decider = decider
+        self.audit = audit
 
     # --- projects ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from google.protobuf import field_mask_pb2
 
+from libs.audit import AuditRecord
 from libs.common.errors import InvalidArgument
 from libs.common.principal import Principal, PrincipalKind
 from libs.common.rpc_roles import Role
@@ -171,3 +172,19 @@ def parse_key_name(name: str, path: str) -> str:
     if head != "apiKeys" or not KEY_ID.fullmatch(key_id):
         raise InvalidArgument.field(path, f"must be apiKeys/{{api_key}}, got {name!r}")
     return key_id
+
+
+def audit_record_to_proto(record: AuditRecord) -> access_pb2.AuditRecord:
+    return access_pb2.AuditRecord(
+        name=f"auditRecords/{record.record_id}",
+        time=datetime_to_timestamp(record.time),
+        principal=record.principal,
+        api_key=f"apiKeys/{record.key_id}" if record.key_id else "",
+        method=record.method,
+        project=f"projects/{record.project_id}" if record.project_id else "",
+        resource=record.resource,
+        outcome=record.outcome,
+        message=record.message,
+        request_id=record.request_id,
+        client=record.client,
+    )

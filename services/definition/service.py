@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from libs.audit import AuditStore
 from libs.common.access import AccessDecider
 from libs.common.config import Config
 from libs.common.service import Service
@@ -27,8 +28,10 @@ class DefinitionService:
         *,
         bootstrap_admin_key: str | None = None,
         auth_disabled: bool = False,
+        audit_url: str | None = None,
     ) -> None:
         self.store = SqlStore(database_url)
+        self.audit = AuditStore(audit_url) if audit_url else None
         self._bootstrap_admin_key = bootstrap_admin_key
         self._decider = StoreAccessDecider(self.store, auth_disabled=auth_disabled)
 
@@ -37,17 +40,21 @@ class DefinitionService:
 
     def register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_SegmentDefinitionServiceServicer_to_server(
-            DefinitionServicer(self.store, self._decider), server
+            DefinitionServicer(self.store, self._decider, self.audit), server
         )
 
     async def start(self) -> None:
         """Migrates the schema to the latest revision, opens the engine, and makes sure the
         bootstrap admin key exists when one is configured."""
         await self.store.open()
+        if self.audit is not None:
+            await self.audit.open()
         if self._bootstrap_admin_key:
             await ensure_bootstrap_key(self.store, self._bootstrap_admin_key)
 
     async def stop(self) -> None:
+        if self.audit is not None:
+            await self.audit.close()
         await self.store.close()
 
 
@@ -56,4 +63,5 @@ def build_service(config: Config) -> Service:
         config.effective_database_url,
         bootstrap_admin_key=config.bootstrap_admin_key,
         auth_disabled=config.auth_disabled,
+        audit_url=config.service_database_url("audit"),
     )

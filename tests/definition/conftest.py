@@ -28,8 +28,8 @@ async def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Backend]:
     database = ""
+    directory: Path = tmp_path_factory.mktemp(f"definition-{request.param}")
     if request.param == "sqlite":
-        directory: Path = tmp_path_factory.mktemp("definition-sqlite")
         url = f"sqlite+aiosqlite:///{directory / 'definitions.sqlite3'}"
     else:
         database = f"segments_test_{secrets.token_hex(6)}"
@@ -39,8 +39,11 @@ async def backend(
         finally:
             await admin.close()
         url = f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}"
-    service = DefinitionService(url, bootstrap_admin_key=ADMIN_KEY)
-    config = replace(Config(), shutdown_grace_seconds=1.0)
+    # the audit records go to the same database (its own table)
+    config = replace(Config(), data_dir=directory, database_url=url, shutdown_grace_seconds=1.0)
+    service = DefinitionService(
+        url, bootstrap_admin_key=ADMIN_KEY, audit_url=config.service_database_url("audit")
+    )
     server = RunningServer([service], config, host="127.0.0.1", port=0)
     await server.start()
     await seed_people(service.store)

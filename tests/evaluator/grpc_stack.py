@@ -71,7 +71,13 @@ async def running_stack(
         shutdown_grace_seconds=1.0,
     )
     definition_server = RunningServer(
-        [DefinitionService(config.effective_database_url, bootstrap_admin_key=ADMIN_KEY)],
+        [
+            DefinitionService(
+                config.effective_database_url,
+                bootstrap_admin_key=ADMIN_KEY,
+                audit_url=config.service_database_url("audit"),
+            )
+        ],
         config,
         port=0,
     )

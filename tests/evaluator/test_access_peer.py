@@ -65,6 +65,14 @@ async def test_roles_and_projects_hold_at_the_evaluator(stack: Stack) -> None:
         timeout=TIMEOUT,
     )
     assert ok.accepted_count == 1
+    # the evaluator's own audit record of the write, in the store the definition service reads
+    trail = await stack.definitions.ListAuditRecords(
+        access_pb2.ListAuditRecordsRequest(parent="projects/peer-a")
+    )
+    ingested = [r for r in trail.audit_records if r.method.endswith("/IngestEvents")]
+    assert [(r.principal, r.outcome, r.resource) for r in ingested] == [
+        ("ed@example.com", "OK", "projects/peer-a")
+    ]
     count = await stack.evaluator.CountSegment(
         pb.CountSegmentRequest(segment=mine), metadata=bearer(viewer), timeout=TIMEOUT
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -44,11 +44,20 @@ TEST_ROLES: Mapping[str, Role] = {
 }
 
 
-def make_server(services: list[Service], config: Config) -> RunningServer:
+def make_server(
+    services: list[Service], config: Config, expensive: Collection[str] = ()
+) -> RunningServer:
     """A server on an ephemeral port whose access check admits `ADMIN_KEY` everywhere (no
-    store: `StaticDecider`), knowing the fake service's methods."""
+    store: `StaticDecider`), knowing the fake service's methods; `expensive`: the methods
+    limited per principal."""
     return RunningServer(
-        services, config, host="127.0.0.1", port=0, access=StaticDecider(), roles=TEST_ROLES
+        services,
+        config,
+        host="127.0.0.1",
+        port=0,
+        access=StaticDecider(),
+        roles=TEST_ROLES,
+        expensive=expensive,
     )
 
 
