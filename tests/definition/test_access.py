@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,9 @@ from libs.common.rpc_roles import Role
 from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import segment_pb2 as sp
+from services.definition.adapters.store import SqlStore
 from services.definition.adapters.tables import api_keys
+from services.definition.application.access import ensure_bootstrap_key
 from services.definition.domain.keys import ApiKey, Grant, hash_key, key_id_of
 from tests.support.auth import ADMIN_KEY, bearer, create_project, make_key
 
@@ -341,3 +345,24 @@ async def test_revoking_twice_keeps_the_first_time(stub: Stub, backend: Backend)
     shown = await stub.ListApiKeys(access_pb2.ListApiKeysRequest(page_size=500, show_revoked=True))
     assert name in [k.name for k in shown.api_keys]
     assert ADMIN_KEY not in str(shown)
+
+
+async def test_two_processes_ensuring_one_bootstrap_key_make_one_and_revoked_stays(
+    backend: Backend, stub: Stub, project: str
+) -> None:
+    text = "bootstrap-" + secrets.token_urlsafe(32)
+    other = SqlStore(backend.service.store.url)  # another process's connection to the store
+    await other.open()
+    try:
+        await asyncio.gather(
+            ensure_bootstrap_key(backend.service.store, text), ensure_bootstrap_key(other, text)
+        )
+        listed = await stub.ListProjects(pb.ListProjectsRequest(), metadata=bearer(text))
+        assert f"projects/{project}" in [p.name for p in listed.projects]  # all projects
+        name = f"apiKeys/{key_id_of(text)}"
+        await stub.RevokeApiKey(access_pb2.RevokeApiKeyRequest(name=name))
+        await ensure_bootstrap_key(other, text)  # a restart with the variable still set
+        error = await _fails(stub.ListProjects(pb.ListProjectsRequest(), metadata=bearer(text)))
+        assert reason_of(error) == "API_KEY_REVOKED"
+    finally:
+        await other.close()

@@ -1,9 +1,12 @@
 """Abuse limits: failed authentication per client address, and concurrent expensive calls
-per principal; both RESOURCE_EXHAUSTED with a RetryInfo delay."""
+per principal; both RESOURCE_EXHAUSTED with a RetryInfo delay. And the audit trail's store
+going away does not undo a write."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -14,10 +17,13 @@ from google.rpc import error_details_pb2
 from libs.common.config import Config
 from libs.common.errors import ResourceExhausted
 from libs.common.limits import ConcurrencyLimiter, FailedAuthLimiter, client_address
+from libs.common.logging import configure_logging
+from libs.common.rpc_roles import Role
+from libs.common.server import RunningServer
 from libs.common.status import call_status
-from tests.support.auth import ADMIN_KEY, authorized_channel, bearer
+from tests.support.auth import ADMIN_KEY, StaticDecider, authorized_channel, bearer
 
-from .conftest import FakeService, make_server, raw_method
+from .conftest import TEST_ROLES, FakeService, make_server, raw_method
 
 gate = asyncio.Event()
 
@@ -128,3 +134,29 @@ async def test_failed_authentications_block_the_address(tmp_path: Any) -> None:
             assert 0 < _retry_delay(caught.value) <= 20
     finally:
         await server.stop()
+
+
+async def test_a_write_stays_done_when_the_audit_store_is_down(tmp_path: Any) -> None:
+    dead = "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere"
+    config = replace(Config(), data_dir=tmp_path, service_database_urls={"audit": dead})
+    roles = {**TEST_ROLES, "/test.Fake/unary_unary": Role.EDITOR}  # a write: audited
+    server = RunningServer(
+        [FakeService(HANDLERS)],
+        config,
+        host="127.0.0.1",
+        port=0,
+        access=StaticDecider(),
+        roles=roles,
+    )
+    logs = io.StringIO()
+    configure_logging("INFO", stream=logs)
+    await server.start()
+    try:
+        async with authorized_channel(server.address) as channel:
+            method = raw_method(channel, "unary_unary", "unary_unary")
+            assert await method(b"", timeout=30) == b"ok"
+    finally:
+        await server.stop()
+        configure_logging("INFO")
+    events = [json.loads(x)["event"] for x in logs.getvalue().splitlines() if x.startswith("{")]
+    assert "audit" in events and "audit_record_not_stored" in events
