@@ -248,50 +248,25 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_METHOD_PREFIXES):
             return handler
-        wrappers = {
-            "unary_unary": self._unary_request,
-            "unary_stream": self._unary_request_streamed,
-            "stream_unary": self._stream_request,
-            "stream_stream": self._stream_request_streamed,
-        }
-        return rewrap_handler(handler, lambda kind, behavior: wrappers[kind](method, behavior))
 
-    def _unary_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def handler(request: object, context: Context) -> Any:
-            call = _Call(self, method, context)
-            call.first_request = request
-            try:
-                await call.authenticate(check_key=False)
-                await call.admit(request)
-                with call.slot():
-                    result = behavior(request, context)
-                    response = await result if isinstance(result, Awaitable) else result
-            except BaseException as exc:
-                await call.record(exc)
-                raise
-            await call.record(None, response)
-            return response
+        def wrap(kind: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+            streamed_request = kind.startswith("stream_")
+            if kind.endswith("_unary"):
+                return self._answered(method, behavior, streamed_request)
+            return self._streamed(method, behavior, streamed_request)
 
-        return handler
+        return rewrap_handler(handler, wrap)
 
-    def _unary_request_streamed(
-        self, method: str, behavior: Callable[..., Any]
-    ) -> Callable[..., Any]:
-        async def handler(request: object, context: Context) -> AsyncIterator[Any]:
-            call = _Call(self, method, context)
-            call.first_request = request
-            try:
-                await call.authenticate(check_key=False)
-                await call.admit(request)
-                with call.slot():
-                    async for response in _responses(behavior(request, context)):
-                        yield response
-            except BaseException as exc:
-                await call.record(exc)
-                raise
-            await call.record(None)
-
-        return handler
+    async def _open(self, call: _Call, received: Any, streamed_request: bool) -> Any:
+        """Admits the call; what the handler is given: the request, or the request stream
+        with each message admitted before the handler sees it."""
+        if streamed_request:
+            await call.authenticate(check_key=True)  # refused before reading a message
+            return self._checked(call, received)
+        call.first_request = received
+        await call.authenticate(check_key=False)
+        await call.admit(received)
+        return received
 
     def _checked(self, call: _Call, requests: Any) -> AsyncIterator[Any]:
         """The request stream, each message admitted before the handler sees it. A message
@@ -308,13 +283,17 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return messages()
 
-    def _stream_request(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def handler(requests: Any, context: Context) -> Any:
+    def _answered(
+        self, method: str, behavior: Callable[..., Any], streamed_request: bool
+    ) -> Callable[..., Any]:
+        """A handler with one response, around `behavior`."""
+
+        async def handler(received: Any, context: Context) -> Any:
             call = _Call(self, method, context)
             try:
-                await call.authenticate(check_key=True)  # refused before reading a message
+                argument = await self._open(call, received, streamed_request)
                 with call.slot():
-                    result = behavior(self._checked(call, requests), context)
+                    result = behavior(argument, context)
                     response = await result if isinstance(result, Awaitable) else result
             except BaseException as exc:
                 await call.record(exc)
@@ -324,16 +303,17 @@ class AccessInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
         return handler
 
-    def _stream_request_streamed(
-        self, method: str, behavior: Callable[..., Any]
+    def _streamed(
+        self, method: str, behavior: Callable[..., Any], streamed_request: bool
     ) -> Callable[..., Any]:
-        async def handler(requests: Any, context: Context) -> AsyncIterator[Any]:
+        """A handler streaming its responses, around `behavior`."""
+
+        async def handler(received: Any, context: Context) -> AsyncIterator[Any]:
             call = _Call(self, method, context)
             try:
-                await call.authenticate(check_key=True)
+                argument = await self._open(call, received, streamed_request)
                 with call.slot():
-                    responses = _responses(behavior(self._checked(call, requests), context))
-                    async for response in responses:
+                    async for response in _responses(behavior(argument, context)):
                         yield response
             except BaseException as exc:
                 await call.record(exc)

@@ -3,15 +3,14 @@ with projects and keys for the access matrix and the isolation tests."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 
@@ -27,10 +26,10 @@ from services.cli import all_in_one_config, build_services
 from services.definition.domain.keys import ApiKey, Grant, hash_key, key_id_of
 from services.definition.service import DefinitionService
 from tests.support.auth import ADMIN_KEY, authorized_channel, create_project, make_key
+from tests.support.postgres import temporary_database
 
 from .samples import Ctx
 
-PG_ADMIN_DSN = os.environ.get("SEGMENTS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 ROLES = (
     access_pb2.ROLE_VIEWER,
     access_pb2.ROLE_EDITOR,
@@ -62,18 +61,6 @@ class Suite:
         return self._by_project[(project, role)]
 
 
-async def _database(backend: str, directory: Path) -> tuple[str, str]:
-    if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{directory / 'definitions.sqlite3'}", ""
-    database = f"segments_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}", database
-
-
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 async def suite(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -82,7 +69,17 @@ async def suite(
     directory = tmp_path_factory.mktemp(f"security-{backend}")
     engine = ChdbEngine.for_path(Path(tmp_path_factory.getbasetemp()) / "chdb")
     (directory / "chdb").symlink_to(engine.path, target_is_directory=True)
-    url, database = await _database(backend, directory)
+    async with AsyncExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite+aiosqlite:///{directory / 'definitions.sqlite3'}"
+        else:
+            url = await stack.enter_async_context(temporary_database())
+        async with _serve(backend, directory, url) as suite:
+            yield suite
+
+
+@asynccontextmanager
+async def _serve(backend: str, directory: Path, url: str) -> AsyncIterator[Suite]:
     config = all_in_one_config(
         replace(
             Config(),
@@ -147,9 +144,3 @@ async def suite(
     finally:
         await channel.close(None)
         await server.stop(grace=1.0)
-        if database:
-            admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            finally:
-                await admin.close()
