@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 from libs.common.access import Access, CachingDecider, access_changed, named_projects
 from libs.common.config import Config, ConfigError
@@ -15,12 +16,16 @@ from libs.common.errors import InvalidArgument, Unauthenticated
 from libs.common.principal import Principal, PrincipalKind
 from libs.common.rpc_roles import Role
 from libs.common.server import RunningServer, ServerError
+from libs.common.status import call_status
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from segments.v1 import evaluator_service_pb2 as epb
 from segments.v1 import segment_pb2 as sp
 from services.definition.service import DefinitionService
+from tests.support.auth import ADMIN_KEY, bearer
+
+from .conftest import FakeService, make_server, raw_method
 
 
 def test_named_projects_reads_parent_name_segment_names_and_message_fields() -> None:
@@ -155,3 +160,25 @@ def _all_time(event: str) -> dm.Definition:
             )
         )
     )
+
+
+async def test_a_method_missing_from_the_role_table_is_refused(tmp_path: Path) -> None:
+    handlers = {"unlisted": grpc.unary_unary_rpc_method_handler(lambda r, c: b"served")}
+    server = make_server([FakeService(handlers)], replace(Config(), data_dir=tmp_path))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            method = raw_method(channel, "unary_unary", "unlisted")
+            for metadata, code, reason in (
+                ((), grpc.StatusCode.UNAUTHENTICATED, "API_KEY_MISSING"),
+                (bearer(ADMIN_KEY), grpc.StatusCode.PERMISSION_DENIED, "RPC_NOT_IN_ROLE_TABLE"),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await method(b"", metadata=metadata, timeout=10)
+                assert caught.value.code() is code
+                status = call_status(caught.value)
+                assert status is not None
+                info = error_details_pb2.ErrorInfo()
+                assert status.details[0].Unpack(info) and info.reason == reason
+    finally:
+        await server.stop()
