@@ -3,26 +3,41 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
+PIP = $(BIN)/python -m pip --disable-pip-version-check
+PIP_INSTALL = $(PIP) install --progress-bar on -c requirements.lock
 
-.PHONY: demo test install lint typecheck pytest postgres buf clean
+.PHONY: demo test install install-run lint typecheck pytest postgres buf clean
 
-## Install everything, load demo data and start all four services on 127.0.0.1:50051.
-demo: install
+## Install what running needs (no test or lint tools, no npm), load demo data and start all
+## four services on 127.0.0.1:50051.
+demo: install-run
 	$(BIN)/segments demo --serve
 
 ## Install everything and run every check: buf lint, ruff, mypy, pytest.
 test: install postgres lint typecheck pytest
 
+## What running needs: the package and its runtime dependencies.
+install-run: $(VENV)/.installed-run
+
+## Everything: the runtime, the Python test and lint tools, and buf (npm).
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py requirements.lock $(wildcard protos/segments/v1/*.proto)
+$(VENV)/.installed-run: pyproject.toml setup.py requirements.lock $(wildcard protos/segments/v1/*.proto)
+	@echo "==> [1/2] Python environment $(VENV): pip"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PIP) install --progress-bar on --upgrade pip==25.3
+	@echo "==> [2/2] Runtime packages and the package itself (generates the protobuf code)"
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
+	@echo "==> Test and lint tools (pytest, ruff, mypy, hypothesis)"
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@echo "==> buf (protobuf lint) from npm"
+	npm ci --no-audit --no-fund --loglevel=error --progress=true
 	touch $@
 
 ## Start the local PostgreSQL cluster when it is not running (tests need it).
