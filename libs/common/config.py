@@ -124,6 +124,12 @@ class Config:
     # CA bundle trusted by peer calls (and clients of ours); when set, peer calls use TLS and
     # present tls_cert_file/tls_key_file as their client certificate when those are set.
     tls_ca_file: Path | None = None
+    # Port of the Prometheus `/metrics` endpoint on SEGMENTS_HOST; None: no endpoint.
+    metrics_port: int | None = None
+    # OTLP/gRPC endpoint that receives traces (http://collector:4317); None: tracing off.
+    otlp_endpoint: str | None = None
+    # Share of new traces kept (a call whose caller sampled its trace is always kept).
+    trace_sample_ratio: float = 1.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -207,6 +213,14 @@ class Config:
         auth_cache = _float(env, "SEGMENTS_AUTH_CACHE_SECONDS", defaults.auth_cache_seconds)
         if not 0 <= auth_cache <= 300:
             raise ConfigError(f"SEGMENTS_AUTH_CACHE_SECONDS must be 0 to 300, got {auth_cache}")
+        metrics_port = (
+            _int(env, "SEGMENTS_METRICS_PORT", 0) if env.get("SEGMENTS_METRICS_PORT") else None
+        )
+        if metrics_port is not None and not 0 <= metrics_port <= 65535:
+            raise ConfigError(f"SEGMENTS_METRICS_PORT must be 0 to 65535, got {metrics_port}")
+        ratio = _float(env, "SEGMENTS_TRACE_SAMPLE_RATIO", defaults.trace_sample_ratio)
+        if not 0 <= ratio <= 1:
+            raise ConfigError(f"SEGMENTS_TRACE_SAMPLE_RATIO must be 0 to 1, got {ratio}")
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -246,4 +260,7 @@ class Config:
             tls_key_file=tls["key"],
             tls_client_ca_file=tls["client_ca"],
             tls_ca_file=tls["ca"],
+            metrics_port=metrics_port,
+            otlp_endpoint=env.get("SEGMENTS_OTLP_ENDPOINT") or None,
+            trace_sample_ratio=ratio,
         )

@@ -2,7 +2,8 @@
 
 `configure_logging()` is called once per process (the CLI does it). Inside a gRPC call the
 interceptor binds the request id with `bind_request_id()`; every log line written while that
-call runs (in its asyncio task) carries it.
+call runs (in its asyncio task) carries it, and, when tracing is on, the `trace_id` and
+`span_id` of the current span (`libs.common.tracing`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import FilteringBoundLogger
 
 REQUEST_ID_KEY = "request_id"
@@ -42,6 +44,14 @@ def _add_request_id(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, An
     return event_dict
 
 
+def _add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid and "trace_id" not in event_dict:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
     """JSON lines on stderr (or `stream`) for structlog and the standard `logging` module."""
     out = stream if stream is not None else sys.stderr
@@ -51,6 +61,7 @@ def configure_logging(level: str = "INFO", *, stream: TextIO | None = None) -> N
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_request_id,
+        _add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

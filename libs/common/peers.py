@@ -11,7 +11,8 @@ decided in one place:
   process's internal credential, which only a process hosting the definition service accepts,
   and only from itself;
 * the person a service principal acts for (``x-user-email``);
-* the request id, so that one caller's request is one id in every log line it causes.
+* the request id, so that one caller's request is one id in every log line it causes;
+* the trace context (``traceparent``, when tracing is on), from the channel's interceptors.
 
 `configure_peers(config)` (called by the server bootstrap) sets the service key and TLS:
 with `SEGMENTS_TLS_CA_FILE`, peer channels use TLS (`libs.common.tls`).
@@ -31,6 +32,7 @@ from libs.common.context import (
     current_principal,
 )
 from libs.common.logging import current_request_id
+from libs.common.telemetry import peer_interceptors
 from libs.common.tls import channel_credentials
 
 _service_key: str | None = None
@@ -75,5 +77,5 @@ def open_peer_channel(address: str) -> grpc.aio.Channel:
     """A channel to the peer service at `address` (host:port): TLS when a CA is configured."""
     credentials = _tls_by_address.get(address)
     if credentials is not None:
-        return grpc.aio.secure_channel(address, credentials)
-    return grpc.aio.insecure_channel(address)
+        return grpc.aio.secure_channel(address, credentials, interceptors=peer_interceptors())
+    return grpc.aio.insecure_channel(address, interceptors=peer_interceptors())

@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from libs.audit import AuditStore, AuditWriter
+from libs.common import tracing
 from libs.common.access import AccessDecider, CachingDecider
 from libs.common.access_interceptor import AccessInterceptor
 from libs.common.access_peer import PeerAccessDecider
@@ -27,9 +28,11 @@ from libs.common.config import Config, ConfigError
 from libs.common.interceptors import server_interceptors
 from libs.common.limits import ConcurrencyLimiter, FailedAuthLimiter
 from libs.common.logging import get_logger
+from libs.common.metrics import MetricsEndpoint, start_metrics_endpoint
 from libs.common.peers import configure_peers
 from libs.common.rpc_roles import EXPENSIVE_RPCS, RPC_ROLES, Role
 from libs.common.service import Service
+from libs.common.telemetry import TelemetryInterceptor
 from libs.common.tls import server_credentials
 
 HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -85,6 +88,7 @@ class RunningServer:
         self._expensive = expensive
         self._decider: AccessDecider | None = None
         self._audit = AuditWriter(AuditStore(config.service_database_url("audit")))
+        self.metrics: MetricsEndpoint | None = None
 
     @property
     def address(self) -> str:
@@ -103,6 +107,7 @@ class RunningServer:
             configure_peers(self.config)
         except ConfigError as exc:
             raise ServerError(str(exc)) from exc
+        tracing.configure(self.config, _trace_service_name(self.services))
         try:
             for service in self.services:
                 await service.start()
@@ -118,7 +123,7 @@ class RunningServer:
                 audit=self._audit,
             )
             server = grpc.aio.server(
-                interceptors=server_interceptors(access),
+                interceptors=[TelemetryInterceptor(), *server_interceptors(access)],
                 # A port in use is an error, never silently shared with another process.
                 options=[("grpc.so_reuseport", 0)],
             )
@@ -146,6 +151,7 @@ class RunningServer:
             if port == 0:
                 raise ServerError(f"cannot listen on {self.host}:{self.requested_port}")
             await server.start()
+            self._start_metrics()
         except BaseException:
             await self._stop_services()
             raise
@@ -173,6 +179,18 @@ class RunningServer:
             services=[s.name for s in self.services],
         )
         return port
+
+    def _start_metrics(self) -> None:
+        if self.config.metrics_port is None:
+            return
+        try:
+            self.metrics = start_metrics_endpoint(self.host, self.config.metrics_port)
+        except OSError as exc:
+            raise ServerError(
+                f"cannot serve metrics on {self.host}:{self.config.metrics_port} "
+                f"(SEGMENTS_METRICS_PORT): {exc.strerror or exc}"
+            ) from exc
+        _log.info("metrics_endpoint_started", host=self.host, port=self.metrics.port)
 
     def _make_decider(self) -> AccessDecider:
         if self._access is not None:
@@ -204,6 +222,9 @@ class RunningServer:
             await self._server.wait_for_termination()
 
     async def _stop_services(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self._decider is not None:
             await self._decider.close()
             self._decider = None
@@ -214,6 +235,20 @@ class RunningServer:
                 await service.stop()
             except Exception as exc:
                 _log.error("service_stop_failed", service=service.name, exc_info=exc)
+
+
+def _trace_service_name(services: Sequence[Service]) -> str:
+    """ "segments-evaluator" for one service, "segments" for several in one process."""
+    if len(services) == 1:
+        return (
+            "segments-"
+            + services[0]
+            .name.rsplit(".", 1)[-1]
+            .removeprefix("Segment")
+            .removesuffix("Service")
+            .lower()
+        )
+    return "segments"
 
 
 async def serve(

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from libs.common.errors import Aborted, Unavailable
+from libs.sqlstore.observe import forget_engine, observe_engine, observed_transaction, store_name
 
 #: PostgreSQL SQLSTATEs meaning "a concurrent transaction won; retry": serialization
 #: failure and deadlock.
@@ -97,6 +98,7 @@ class SqlDatabase:
             await engine.dispose()
             raise
         self._engine = engine
+        observe_engine(self, engine, store_name(self.label))
 
     def _upgrade(self, connection: Connection) -> None:
         cfg = AlembicConfig()
@@ -106,6 +108,7 @@ class SqlDatabase:
 
     async def close(self) -> None:
         if self._engine is not None:
+            forget_engine(self)
             await self._engine.dispose()
             self._engine = None
 
@@ -116,14 +119,15 @@ class SqlDatabase:
         A lock held by a concurrent writer or a serialization conflict is ABORTED (retry);
         a store that cannot be reached is UNAVAILABLE.
         """
-        try:
-            async with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise Aborted("the store is busy with a concurrent change; retry") from exc
-            raise Unavailable(f"{self.label} cannot be reached") from exc
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-                raise Aborted("a concurrent change conflicted with this one; retry") from exc
-            raise
+        async with observed_transaction(store_name(self.label)):
+            try:
+                async with self.engine.begin() as conn:
+                    yield conn
+            except OperationalError as exc:
+                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                    raise Aborted("the store is busy with a concurrent change; retry") from exc
+                raise Unavailable(f"{self.label} cannot be reached") from exc
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                    raise Aborted("a concurrent change conflicted with this one; retry") from exc
+                raise

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from libs.common import metrics
 from libs.common.errors import InvalidArgument, Unimplemented
 from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
@@ -71,6 +72,8 @@ def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None
     accepted, duplicates = counts
     out.accepted_count += accepted
     out.duplicate_count += duplicates
+    metrics.EVENTS_INGESTED.labels("accepted").inc(accepted)
+    metrics.EVENTS_INGESTED.labels("duplicate").inc(duplicates)
 
 
 class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
@@ -124,6 +127,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
                 # A later message failed (or the call ended): the batch in flight still finishes,
                 # holding the project's lock until it has; its own failure is the one reported.
                 await asyncio.shield(storing)
+        metrics.EVENTS_INGESTED.labels("rejected").inc(out.rejected_count)
         return out
 
     async def UpsertProfiles(
@@ -147,6 +151,8 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
             else:
                 good.append(profile)
         out.upserted_count = await self.ev.profiles.upsert(project, good, datetime.now(UTC))
+        metrics.PROFILES_UPSERTED.labels("upserted").inc(out.upserted_count)
+        metrics.PROFILES_UPSERTED.labels("rejected").inc(len(request.profiles) - len(good))
         return out
 
     async def GetProfile(self, request: pb.GetProfileRequest, context: Ctx) -> pb.Profile:

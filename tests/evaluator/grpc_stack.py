@@ -55,9 +55,14 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    kind: str, data_dir: Path, chdb_engine: ChdbEngine, chdb_http: ChdbHttpServer
+    kind: str,
+    data_dir: Path,
+    chdb_engine: ChdbEngine,
+    chdb_http: ChdbHttpServer,
+    **settings: Any,
 ) -> AsyncIterator[Stack]:
-    """Both servers on `kind` ("chdb": embedded, "http": clickhouse-connect over HTTP)."""
+    """Both servers on `kind` ("chdb": embedded, "http": clickhouse-connect over HTTP);
+    `settings` are further `Config` fields of both (for example `metrics_port=0`)."""
     # chDB opens one data path per process: point this config's chDB directory at the one
     # the worker already uses, and keep the data apart by database name.
     (data_dir / "chdb").symlink_to(chdb_engine.path, target_is_directory=True)
@@ -70,6 +75,7 @@ async def running_stack(
         clickhouse_database=f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
         shutdown_grace_seconds=1.0,
     )
+    config = replace(config, **settings)
     definition_server = RunningServer(
         [
             DefinitionService(
