@@ -1,7 +1,9 @@
-"""The `segments` command: run the services, or load the demo data set.
+"""The `segments` command: run the services, or load the demo data set; every other command
+is a client of a running server (`libs/cli`).
 
 segments serve all|definition|evaluator|reporting|export [--host H] [--port P]
 segments demo [--serve] [--host H] [--port P]
+segments segments|eval|snapshots|ingest|reports|exports|projects|keys COMMAND ... (--help)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from libs.cli.app import add_client_commands, run_client_command
 from libs.common.config import SERVICE_NAMES, Config, ConfigError
 from libs.common.logging import configure_logging, get_logger
 from libs.common.server import RunningServer, ServerError, serve
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--serve", action="store_true", help="keep serving after loading")
     demo_cmd.add_argument("--host", help="listen address (default SEGMENTS_HOST)")
     demo_cmd.add_argument("--port", type=int, help="port (default SEGMENTS_PORT)")
+    add_client_commands(commands)
     return parser
 
 
@@ -132,6 +136,8 @@ async def _run_demo(config: Config, host: str | None, port: int | None, keep: bo
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:
+        return run_client_command(args)
     try:
         config = Config.from_env()
     except ConfigError as exc:

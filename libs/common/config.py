@@ -264,3 +264,43 @@ class Config:
             otlp_endpoint=env.get("SEGMENTS_OTLP_ENDPOINT") or None,
             trace_sample_ratio=ratio,
         )
+
+
+DEFAULT_CLIENT_ADDRESS = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Settings of the `segments` command-line client (`libs/cli`), each overridden by its
+    command-line option. Build it with `ClientSettings.from_env()`."""
+
+    # host:port of the server (`segments serve all`, or one service's port).
+    address: str = DEFAULT_CLIENT_ADDRESS
+    # API key sent as "authorization: Bearer <key>"; or read from `api_key_file`.
+    api_key: str | None = field(default=None, repr=False)
+    api_key_file: Path | None = None
+    # Project of commands given a bare id instead of a resource name.
+    project: str | None = None
+    # TLS: the CA that signed the server's certificate (implies TLS), and the client's own
+    # certificate and key for servers that ask for one.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ClientSettings:
+        env = os.environ if env is None else env
+
+        def path(key: str) -> Path | None:
+            raw = env.get(key)
+            return Path(raw) if raw else None
+
+        return cls(
+            address=env.get("SEGMENTS_ADDRESS") or DEFAULT_CLIENT_ADDRESS,
+            api_key=env.get("SEGMENTS_API_KEY") or None,
+            api_key_file=path("SEGMENTS_API_KEY_FILE"),
+            project=env.get("SEGMENTS_PROJECT") or None,
+            tls_ca_file=path("SEGMENTS_TLS_CA_FILE"),
+            tls_cert_file=path("SEGMENTS_TLS_CERT_FILE"),
+            tls_key_file=path("SEGMENTS_TLS_KEY_FILE"),
+        )
