@@ -91,7 +91,9 @@ async def test_profiles_and_custom_list(cli: Cli, tmp_path: Path) -> None:
     assert (await cli("ingest", "profiles", str(jsonl))).code == 0
 
     segment = tmp_path / "vips.yaml"
-    segment.write_text("display_name: VIPs\ndefinition: {custom_list: {identity_kind: IDENTITY_KIND_EMAIL}}\n")
+    segment.write_text(
+        "display_name: VIPs\ndefinition: {custom_list: {identity_kind: IDENTITY_KIND_EMAIL}}\n"
+    )
     created = await cli("segments", "create", "-f", str(segment), "--id", "vips")
     assert created.code == 0, created.err
     upload = tmp_path / "vips.csv"

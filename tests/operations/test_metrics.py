@@ -100,7 +100,14 @@ async def test_scrape_after_calls(stack: Stack) -> None:
         )
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
 
-    text, after = await scrape(stack.evaluator_server)
+    # An aborted call's status can reach the caller just before the server counts it.
+    for _ in range(500):
+        text, after = await scrape(stack.evaluator_server)
+        handled = "grpc_server_handled_total"
+        labels = rpc("CountSegment", grpc_code="NOT_FOUND")
+        if value(after, handled, **labels) > value(before, handled, **labels):
+            break
+        await asyncio.sleep(0.01)
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
