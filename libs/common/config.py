@@ -130,6 +130,10 @@ class Config:
     otlp_endpoint: str | None = None
     # Share of new traces kept (a call whose caller sampled its trace is always kept).
     trace_sample_ratio: float = 1.0
+    # Live segments: entries and finished timers are deleted after this many days.
+    live_retention_days: float = 30.0
+    # Live segments: an event older than this (event time vs arrival) triggers nothing.
+    live_max_event_age_seconds: float = 86_400.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -221,6 +225,15 @@ class Config:
         ratio = _float(env, "SEGMENTS_TRACE_SAMPLE_RATIO", defaults.trace_sample_ratio)
         if not 0 <= ratio <= 1:
             raise ConfigError(f"SEGMENTS_TRACE_SAMPLE_RATIO must be 0 to 1, got {ratio}")
+        retention = _float(env, "SEGMENTS_LIVE_RETENTION_DAYS", defaults.live_retention_days)
+        max_age = _float(
+            env, "SEGMENTS_LIVE_MAX_EVENT_AGE_SECONDS", defaults.live_max_event_age_seconds
+        )
+        if not 0 < max_age <= retention * 86_400:
+            raise ConfigError(
+                "SEGMENTS_LIVE_MAX_EVENT_AGE_SECONDS must be positive and at most "
+                f"SEGMENTS_LIVE_RETENTION_DAYS in seconds, got {max_age} and {retention} days"
+            )
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -263,6 +276,8 @@ class Config:
             metrics_port=metrics_port,
             otlp_endpoint=env.get("SEGMENTS_OTLP_ENDPOINT") or None,
             trace_sample_ratio=ratio,
+            live_retention_days=retention,
+            live_max_event_age_seconds=max_age,
         )
 
 

@@ -60,6 +60,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _DEFINITION + "RevokeApiKey": Role.ADMIN,
     _DEFINITION + "CheckAccess": Role.VIEWER,
     _DEFINITION + "ListAuditRecords": Role.ADMIN,
+    _DEFINITION + "WatchLiveSegments": Role.VIEWER,
     # Evaluator service.
     _EVALUATOR + "IngestEvents": Role.EDITOR,
     _EVALUATOR + "UpsertProfiles": Role.EDITOR,

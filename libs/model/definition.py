@@ -322,10 +322,25 @@ LiveTrigger = (
 )
 
 
+class ReentryMode(enum.Enum):
+    EVERY_OCCURRENCE = "EVERY_OCCURRENCE"
+    ONCE = "ONCE"
+    AFTER_COOLDOWN = "AFTER_COOLDOWN"
+
+
+@dataclass(frozen=True)
+class Reentry:
+    """How often one user may enter a live segment (`cooldown` only for AFTER_COOLDOWN)."""
+
+    mode: ReentryMode = ReentryMode.EVERY_OCCURRENCE
+    cooldown: timedelta | None = None
+
+
 @dataclass(frozen=True)
 class LiveDefinition:
     trigger: LiveTrigger
     past_behavior: PastBehaviorQuery | None = None
+    reentry: Reentry = Reentry()
 
 
 # --- list and system segments ---------------------------------------------------------------

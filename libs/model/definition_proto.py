@@ -153,6 +153,11 @@ def _window(w: pb.TimeWindow, path: str) -> m.TimeWindow:
     return m.AllTimeWindow()
 
 
+def window_from_proto(w: pb.TimeWindow, path: str) -> m.TimeWindow:
+    """Convert a TimeWindow message (structural errors raise InvalidArgument with `path`)."""
+    return _window(w, path)
+
+
 def _required_window(msg: Any, path: str) -> m.TimeWindow:
     _require(msg, "window", path)
     return _window(msg.window, f"{path}.window")
@@ -300,6 +305,15 @@ def _trigger(t: pb.LiveTrigger, path: str) -> m.LiveTrigger:
     )
 
 
+def _reentry(r: pb.ReentryPolicy, path: str) -> m.Reentry:
+    if r.mode == pb.REENTRY_MODE_UNSPECIFIED:
+        mode = m.ReentryMode.EVERY_OCCURRENCE
+    else:
+        mode = _enum(m.ReentryMode, pb.ReentryMode, r.mode, f"{path}.mode", "REENTRY_MODE_")
+    cooldown = duration_to_timedelta(r.cooldown) if r.HasField("cooldown") else None
+    return m.Reentry(mode=mode, cooldown=cooldown)
+
+
 def definition_from_proto(d: pb.Definition, path: str = "definition") -> m.Definition:
     """Convert a Definition message; structural errors raise InvalidArgument with `path`."""
     kind = _oneof(d, "kind", path)
@@ -313,7 +327,9 @@ def definition_from_proto(d: pb.Definition, path: str = "definition") -> m.Defin
             past_behavior=past_behavior_from_proto(d.live.past_behavior, f"{p}.past_behavior")
             if d.live.HasField("past_behavior")
             else None,
-        )
+            reentry=_reentry(d.live.reentry, f"{p}.reentry") if d.live.HasField("reentry")
+            else m.Reentry(),
+        )  # fmt: skip
     if kind == "custom_list":
         return m.CustomListDefinition(
             identity_kind=_enum(

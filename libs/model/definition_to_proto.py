@@ -175,10 +175,17 @@ def definition_to_proto(d: m.Definition) -> pb.Definition:
     match d:
         case m.PastBehaviorQuery():
             return pb.Definition(past_behavior=past_behavior_to_proto(d))
-        case m.LiveDefinition(trigger=t, past_behavior=q):
+        case m.LiveDefinition(trigger=t, past_behavior=q, reentry=r):
             live = pb.LiveDefinition(trigger=_trigger_to_pb(t))
             if q is not None:
                 live.past_behavior.CopyFrom(past_behavior_to_proto(q))
+            if r != m.Reentry():
+                live.reentry.CopyFrom(
+                    pb.ReentryPolicy(
+                        mode=_enum_to_pb(pb.ReentryMode, r.mode, "REENTRY_MODE_"),
+                        cooldown=_maybe_duration(r.cooldown),
+                    )
+                )
             return pb.Definition(live=live)
         case m.CustomListDefinition(identity_kind=k):
             return pb.Definition(

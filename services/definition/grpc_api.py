@@ -6,6 +6,7 @@ rich details.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -21,7 +22,14 @@ from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
 from services.definition import proto_convert as convert
 from services.definition.access_api import AccessMethods
-from services.definition.application import deletion, projects, reading, usages, writing
+from services.definition.application import (
+    deletion,
+    live_feed,
+    projects,
+    reading,
+    usages,
+    writing,
+)
 from services.definition.domain.names import (
     parse_project_name,
     parse_segment_name,
@@ -40,11 +48,17 @@ def _definition(segment: segment_pb2.Segment, path: str) -> Any:
 
 class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer):
     def __init__(
-        self, store: Store, decider: AccessDecider, audit: AuditStore | None = None
+        self,
+        store: Store,
+        decider: AccessDecider,
+        audit: AuditStore | None = None,
+        signal: live_feed.ChangeSignal | None = None,
     ) -> None:
         self.store = store
         self.decider = decider
         self.audit = audit
+        # wakes this process's WatchLiveSegments streams after a write
+        self.live_changes = signal or live_feed.ChangeSignal()
 
     # --- projects ---------------------------------------------------------------------------
 
@@ -58,6 +72,7 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
         project = await projects.update_project(
             self.store, project_id, request.project.time_zone, request.project.etag
         )
+        self.live_changes.notify()
         return convert.project_to_proto(project)
 
     # --- segments ---------------------------------------------------------------------------
@@ -95,7 +110,9 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
             request_id=request.request_id,
             caller=caller_email(),
         )
-        return convert.segment_to_proto(await writing.create_segment(self.store, new))
+        created = await writing.create_segment(self.store, new)
+        self.live_changes.notify()
+        return convert.segment_to_proto(created)
 
     async def ValidateDefinition(
         self, request: pb.ValidateDefinitionRequest, context: Context
@@ -126,13 +143,16 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
             request_id=request.request_id,
             caller=caller_email(),
         )
-        return convert.segment_to_proto(await writing.update_segment(self.store, change))
+        updated = await writing.update_segment(self.store, change)
+        self.live_changes.notify()
+        return convert.segment_to_proto(updated)
 
     async def DeleteSegment(self, request: pb.DeleteSegmentRequest, context: Context) -> Any:
         ref = parse_segment_name(request.name, "name")
         await deletion.delete_segment(
             self.store, ref.project_id, ref.segment_id, request.etag, request.request_id
         )
+        self.live_changes.notify()
         return empty_pb2.Empty()
 
     async def BatchDeleteSegments(
@@ -146,6 +166,7 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
                 raise InvalidArgument.field(f"names[{i}]", f"must be a segment of {request.parent}")
             ids.append(ref.segment_id)
         await deletion.batch_delete_segments(self.store, project_id, ids, request.request_id)
+        self.live_changes.notify()
         return empty_pb2.Empty()
 
     async def CloneSegment(self, request: pb.CloneSegmentRequest, context: Context) -> Any:
@@ -159,6 +180,7 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
             request_id=request.request_id,
             caller=caller_email(),
         )
+        self.live_changes.notify()
         return convert.segment_to_proto(segment)
 
     # --- references -------------------------------------------------------------------------
@@ -244,3 +266,23 @@ class DefinitionServicer(AccessMethods, pb_grpc.SegmentDefinitionServiceServicer
             engagements=[convert.usage_to_proto(u) for u in page.usages],
             next_page_token=page.next_page_token,
         )
+
+    # --- the live-segment change feed -------------------------------------------------------
+
+    async def WatchLiveSegments(
+        self, request: pb.WatchLiveSegmentsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchLiveSegmentsResponse]:
+        project_id = (
+            None if request.parent == "projects/-" else parse_project_name(request.parent, "parent")
+        )
+        if request.after_sequence < 0:
+            raise InvalidArgument.field("after_sequence", "must not be negative")
+        pages = live_feed.watch_live_segments(
+            self.store, self.live_changes, project_id, request.after_sequence
+        )
+        async for page in pages:
+            yield pb.WatchLiveSegmentsResponse(
+                reset=page.reset,
+                changes=[convert.live_change_to_proto(c) for c in page.changes],
+                sequence=page.sequence,
+            )

@@ -14,7 +14,9 @@ from libs.common.rpc_roles import Role
 from libs.model.definition_proto import datetime_to_timestamp
 from libs.model.definition_to_proto import definition_to_proto
 from segments.v1 import access_pb2, segment_pb2
+from segments.v1 import definition_service_pb2 as pb
 from services.definition.domain.keys import ALL_PROJECTS, KEY_ID, ApiKey, Grant
+from services.definition.domain.live_feed import LiveChange
 from services.definition.domain.names import parse_project_name
 from services.definition.domain.segment import (
     Project,
@@ -188,3 +190,12 @@ def audit_record_to_proto(record: AuditRecord) -> access_pb2.AuditRecord:
         request_id=record.request_id,
         client=record.client,
     )
+
+
+def live_change_to_proto(change: LiveChange) -> pb.LiveSegmentChange:
+    out = pb.LiveSegmentChange(
+        name=change.name, time_zone=change.time_zone, sequence=change.sequence
+    )
+    if change.segment is not None:
+        out.segment.CopyFrom(segment_to_proto(change.segment))
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from libs.clickhouse.port import ClickHouse
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -12,10 +13,12 @@ from libs.model.definition import (
     CustomListDefinition,
     Definition,
     IdentityKind,
+    LiveDefinition,
     PartnerDefinition,
+    TimeWindow,
     definition_references,
 )
-from services.evaluator.adapters.event_store import EventStore
+from services.evaluator.adapters.event_store import EventStore, PreparedEvents
 from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.adapters.profile_store import ProfileStore
 from services.evaluator.adapters.project_locks import ProjectLocks
@@ -24,6 +27,8 @@ from services.evaluator.adapters.snapshot_store import SnapshotInfo, SnapshotSto
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
+from services.evaluator.live.engine import LiveEngine
+from services.evaluator.live.reading import EntryWindow, entry_window, window_members
 
 MAX_SAMPLE = 1000
 MAX_MEMBERSHIP_IDS = 10_000
@@ -44,8 +49,11 @@ class Evaluator:
         snapshots_kept: int = 3,
         cached_members: int = DEFAULT_CACHED_MEMBERS,
         snapshot_check_ttl: float = DEFAULT_CHECK_TTL,
+        live: LiveEngine | None = None,
     ) -> None:
         self.ch = ch
+        #: the live engine; None: live segments are not evaluated (and answer as before)
+        self.live = live
         self.segments = segments
         self.locks = ProjectLocks()
         self.events = EventStore(ch, self.locks)
@@ -77,6 +85,15 @@ class Evaluator:
     ) -> tuple[CompiledQuery, EvaluationContext]:
         name = parse_segment(segment)
         resolved = await self.segments.resolve(name.name)
+        return await self._compile_resolved(name, resolved, as_of, user_ids)
+
+    async def _compile_resolved(
+        self,
+        name: SegmentName,
+        resolved: ResolvedSegment,
+        as_of: datetime | None,
+        user_ids: Sequence[str] | None = None,
+    ) -> tuple[CompiledQuery, EvaluationContext]:
         ctx = await self._context(name.project, as_of, resolved)
         compiled = compile_members(
             resolved.definition, ctx, user_ids=user_ids, segment_name=name.name
@@ -113,11 +130,44 @@ class Evaluator:
         return int(count), sorted(sample)[:sample_size]
 
     async def count_segment(
-        self, segment: str, as_of: datetime | None, sample_size: int
+        self,
+        segment: str,
+        as_of: datetime | None,
+        sample_size: int,
+        live_window: TimeWindow | None = None,
     ) -> CountResult:
-        compiled, ctx = await self.compile_saved(segment, as_of)
+        name = parse_segment(segment)
+        resolved = await self.segments.resolve(name.name)
+        window = await self._live_window(name, resolved, as_of, live_window)
+        if window is not None:
+            if not 0 <= sample_size <= MAX_SAMPLE:
+                raise InvalidArgument.field("sample_size", f"must be 0 to {MAX_SAMPLE}")
+            assert self.live is not None
+            store = self.live.store
+            count = await store.member_count(name.project, name.segment_id, window.start,
+                                             window.end)  # fmt: skip
+            sample = await store.member_ids(
+                name.project, name.segment_id, window.start, window.end, limit=sample_size
+            )
+            return CountResult(count, sample if sample_size else [], window.end)
+        compiled, ctx = await self._compile_resolved(name, resolved, as_of)
         count, sample = await self._count(compiled, sample_size)
         return CountResult(count, sample, ctx.as_of)
+
+    async def _live_window(
+        self,
+        name: SegmentName,
+        resolved: ResolvedSegment,
+        as_of: datetime | None,
+        window: TimeWindow | None,
+    ) -> EntryWindow | None:
+        """The entry window a live segment is answered from (None: not answered from entries)."""
+        if not isinstance(resolved.definition, LiveDefinition) or self.live is None:
+            if window is not None:
+                raise InvalidArgument.field("live_window", "applies to live segments only")
+            return None
+        zone = await self.segments.time_zone(name.project)
+        return entry_window(window, (as_of or self.live.clock()).astimezone(UTC), zone)
 
     async def estimate(
         self, project: str, definition: Definition, as_of: datetime | None, sample_size: int
@@ -132,14 +182,27 @@ class Evaluator:
 
     # -- audience and membership --------------------------------------------------------
     async def audience(
-        self, segment: str, as_of: datetime | None, snapshot_version: int, chunk_size: int
+        self,
+        segment: str,
+        as_of: datetime | None,
+        snapshot_version: int,
+        chunk_size: int,
+        live_window: TimeWindow | None = None,
     ) -> AsyncIterator[list[str]]:
         name = parse_segment(segment)
-        if snapshot_version:
+        window = None
+        if not snapshot_version:
+            resolved = await self.segments.resolve(name.name)
+            window = await self._live_window(name, resolved, as_of, live_window)
+        if window is not None:
+            assert self.live is not None
+            pages = window_members(self.live, name.project, name.segment_id, window)
+            blocks: AsyncIterator[Any] = ([(u,) for u in page] async for page in pages)
+        elif snapshot_version:
             await self.snapshots.get(name.project, name.name, snapshot_version)
             blocks = self.snapshots.stream_members(name.project, name.name, snapshot_version)
         else:
-            compiled, _ = await self.compile_saved(segment, as_of)
+            compiled, _ = await self._compile_resolved(name, resolved, as_of)
             blocks = self.ch.query_stream(compiled.sql, compiled.params)
         pending: list[str] = []
         async for block in blocks:
@@ -151,11 +214,28 @@ class Evaluator:
             yield pending
 
     async def check_membership(
-        self, segment: str, user_ids: Sequence[str], snapshot_version: int, realtime: bool
+        self,
+        segment: str,
+        user_ids: Sequence[str],
+        snapshot_version: int,
+        realtime: bool,
+        live_window: TimeWindow | None = None,
     ) -> tuple[set[str], int]:
         if not user_ids or len(user_ids) > MAX_MEMBERSHIP_IDS:
             raise InvalidArgument.field("user_ids", f"give 1 to {MAX_MEMBERSHIP_IDS} user ids")
         name = parse_segment(segment)
+        if self.live is not None and not snapshot_version:
+            resolved = await self.segments.resolve(name.name)
+            window = await self._live_window(name, resolved, None, live_window)
+            if window is not None:
+                found: set[str] = set()
+                unique = sorted(set(user_ids))
+                for start in range(0, len(unique), 500):
+                    found.update(await self.live.store.member_ids(
+                        name.project, name.segment_id, window.start, window.end,
+                        unique[start : start + 500],
+                    ))  # fmt: skip
+                return found, 0
         if not realtime:
             answer = await self.snapshots.check(name.project, name.name, snapshot_version, user_ids)
             if answer is not None:
@@ -175,6 +255,19 @@ class Evaluator:
                 name.project, name.name, version, compiled.sql, compiled.params, ctx.as_of,
                 datetime.now(UTC),
             )  # fmt: skip
+
+    # -- ingest -------------------------------------------------------------------------
+    async def store_events(self, prepared: PreparedEvents) -> tuple[int, int]:
+        """Stores a prepared batch, then lets the live engine match it (before the caller is
+        answered, so that a crash in between makes the caller send the batch again)."""
+        counts = await self.events.add_prepared(prepared)
+        if self.live is not None:
+            await self.live.on_events(prepared.project, prepared.batch)
+        return counts
+
+    async def profiles_written(self, project: str, user_ids: Sequence[str]) -> None:
+        if self.live is not None:
+            await self.live.on_profiles(project, user_ids)
 
     # -- lists --------------------------------------------------------------------------
     async def list_segment(

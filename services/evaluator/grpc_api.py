@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from libs.common import metrics
-from libs.common.errors import InvalidArgument, Unimplemented
+from libs.common.errors import InvalidArgument
 from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
@@ -39,6 +39,8 @@ from services.evaluator.domain.records import (
     profile_problems,
 )
 from services.evaluator.event_messages import valid_events
+from services.evaluator.grpc_live import LiveRpcs
+from services.evaluator.live_messages import live_window
 from services.evaluator.profile_messages import audience_member, profile_from_pb, profile_to_pb
 from services.evaluator.uploads import upload_custom_list
 
@@ -76,7 +78,7 @@ def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None
     metrics.EVENTS_INGESTED.labels("duplicate").inc(duplicates)
 
 
-class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
+class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
     def __init__(self, evaluator: Evaluator) -> None:
         self.ev = evaluator
 
@@ -103,7 +105,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
                 # in a worker thread, so that the event loop keeps reading messages
                 prepared = await asyncio.to_thread(self.ev.events.prepare, project, pending)
                 pending = EventBatch()
-                storing = asyncio.create_task(self.ev.events.add_prepared(prepared))
+                storing = asyncio.create_task(self.ev.store_events(prepared))
 
         try:
             async for request in request_iterator:
@@ -153,6 +155,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         out.upserted_count = await self.ev.profiles.upsert(project, good, datetime.now(UTC))
         metrics.PROFILES_UPSERTED.labels("upserted").inc(out.upserted_count)
         metrics.PROFILES_UPSERTED.labels("rejected").inc(len(request.profiles) - len(good))
+        await self.ev.profiles_written(project, [p.user_id for p in good])
         return out
 
     async def GetProfile(self, request: pb.GetProfileRequest, context: Ctx) -> pb.Profile:
@@ -231,7 +234,9 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
     async def CountSegment(
         self, request: pb.CountSegmentRequest, context: Ctx
     ) -> pb.CountSegmentResponse:
-        r = await self.ev.count_segment(request.segment, _as_of(request), request.sample_size)
+        r = await self.ev.count_segment(
+            request.segment, _as_of(request), request.sample_size, live_window(request)
+        )
         return pb.CountSegmentResponse(
             user_count=r.user_count, sample_user_ids=r.sample, as_of=datetime_to_timestamp(r.as_of)
         )
@@ -277,7 +282,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         fields = list(request.profile_fields)
         project = parse_segment(request.segment).project
         async for ids in self.ev.audience(
-            request.segment, _as_of(request), request.snapshot_version, size
+            request.segment, _as_of(request), request.snapshot_version, size, live_window(request)
         ):
             out = pb.StreamAudienceResponse(user_ids=ids)
             if fields:
@@ -291,7 +296,7 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
     ) -> pb.CheckMembershipResponse:
         ids = list(request.user_ids)
         found, version = await self.ev.check_membership(
-            request.segment, ids, request.snapshot_version, request.realtime
+            request.segment, ids, request.snapshot_version, request.realtime, live_window(request)
         )
         return pb.CheckMembershipResponse(
             is_member=[u in found for u in ids],
@@ -341,25 +346,6 @@ class EvaluatorServicer(pb_grpc.SegmentEvaluatorServiceServicer):
         if len(found) > size:
             out.next_page_token = base64.urlsafe_b64encode(found[size - 1][0].encode()).decode()
         return out
-
-    async def StreamLiveEntries(
-        self, request: pb.StreamLiveEntriesRequest, context: Ctx
-    ) -> AsyncIterator[pb.StreamLiveEntriesResponse]:
-        raise Unimplemented(
-            "live segments are not evaluated yet: StreamLiveEntries will stream entries once "
-            "live qualification lands; use CountSegment or StreamAudience meanwhile",
-            reason="LIVE_SEGMENTS_NOT_AVAILABLE",
-        )
-        yield pb.StreamLiveEntriesResponse()  # pragma: no cover
-
-    async def CountLiveEntries(
-        self, request: pb.CountLiveEntriesRequest, context: Ctx
-    ) -> pb.CountLiveEntriesResponse:
-        raise Unimplemented(
-            "live segments are not evaluated yet: CountLiveEntries will count entries once "
-            "live qualification lands",
-            reason="LIVE_SEGMENTS_NOT_AVAILABLE",
-        )
 
 
 def _int_token(token: str) -> int | None:

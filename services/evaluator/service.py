@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import grpc
 
@@ -10,9 +11,14 @@ from libs.clickhouse import ClickHouse, open_clickhouse
 from libs.common.config import Config
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from services.evaluator.adapters.definition_client import GrpcSegmentSource
+from services.evaluator.adapters.definition_watch import LiveSegmentWatch
+from services.evaluator.adapters.live_store import LiveStore
 from services.evaluator.adapters.schema import migrate
 from services.evaluator.application import Evaluator
+from services.evaluator.domain.clock import Clock, system_clock
 from services.evaluator.grpc_api import EvaluatorServicer
+from services.evaluator.live.engine import LiveEngine, LiveSettings
+from services.evaluator.live.workers import LiveWorkers
 
 SERVICE_NAME = "segments.v1.SegmentEvaluatorService"
 SWITCH_INTERVAL_SECONDS = 0.001
@@ -21,11 +27,17 @@ SWITCH_INTERVAL_SECONDS = 0.001
 class EvaluatorService:
     name = SERVICE_NAME
 
-    def __init__(self, config: Config, database: str | None = None) -> None:
+    def __init__(
+        self, config: Config, database: str | None = None, clock: Clock = system_clock
+    ) -> None:
         self._config = config
         self._database = database
+        self._clock = clock
         self._ch: ClickHouse | None = None
         self._segments = GrpcSegmentSource(config.peer_address("definition"))
+        self._live_store = LiveStore(config.service_database_url("evaluator"))
+        self._watch: LiveSegmentWatch | None = None
+        self.workers: LiveWorkers | None = None
         self.evaluator: Evaluator | None = None
 
     async def start(self) -> None:
@@ -43,6 +55,22 @@ class EvaluatorService:
             cached_members=self._config.membership_cache_members,
             snapshot_check_ttl=self._config.snapshot_check_seconds,
         )
+        await self._live_store.open()
+        settings = LiveSettings(
+            max_event_age=timedelta(seconds=self._config.live_max_event_age_seconds),
+            retention=timedelta(days=self._config.live_retention_days),
+        )
+        live = LiveEngine(
+            self._live_store, self._ch, self._segments, self.evaluator.profiles, settings,
+            self._clock,
+        )  # fmt: skip
+        self.evaluator.live = live
+        # the watch connects once the port is open (in `serve all` the definition service
+        # is this very process); until the first listing arrives ingest waits for it
+        self._watch = LiveSegmentWatch(self._config.peer_address("definition"), live.apply)
+        self._watch.start()
+        self.workers = LiveWorkers(live)
+        self.workers.start()
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.evaluator is None:
@@ -52,6 +80,11 @@ class EvaluatorService:
         )
 
     async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
+        if self._watch is not None:
+            await self._watch.stop()
+        await self._live_store.close()
         await self._segments.close()
         if self._ch is not None:
             await self._ch.close()

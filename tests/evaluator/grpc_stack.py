@@ -32,6 +32,7 @@ from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
 from services.definition.service import DefinitionService
+from services.evaluator.domain.clock import Clock, system_clock
 from services.evaluator.service import EvaluatorService
 from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
 from tests.support.chdb_http import ChdbHttpServer
@@ -51,6 +52,7 @@ class Stack:
     evaluator_channel: grpc.aio.Channel
     definitions: dpb_grpc.SegmentDefinitionServiceAsyncStub
     evaluator: pb_grpc.SegmentEvaluatorServiceAsyncStub
+    evaluator_service: EvaluatorService | None = None
 
 
 @asynccontextmanager
@@ -59,21 +61,29 @@ async def running_stack(
     data_dir: Path,
     chdb_engine: ChdbEngine,
     chdb_http: ChdbHttpServer,
+    *,
+    evaluator_url: str | None = None,
+    clock: Clock = system_clock,
+    clickhouse_database: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Stack]:
-    """Both servers on `kind` ("chdb": embedded, "http": clickhouse-connect over HTTP);
-    `settings` are further `Config` fields of both (for example `metrics_port=0`)."""
+    """Both servers on `kind` ("chdb": embedded, "http": clickhouse-connect over HTTP); the
+    evaluator's SQL tables at `evaluator_url` (default: SQLite in `data_dir`), its live
+    engine on `clock`; `settings` are further `Config` fields of both (for example
+    `metrics_port=0`)."""
     # chDB opens one data path per process: point this config's chDB directory at the one
     # the worker already uses, and keep the data apart by database name.
-    (data_dir / "chdb").symlink_to(chdb_engine.path, target_is_directory=True)
+    if not (data_dir / "chdb").exists():
+        (data_dir / "chdb").symlink_to(chdb_engine.path, target_is_directory=True)
     config = Config(
         host="127.0.0.1",
         port=0,
         data_dir=data_dir,
         database_url=None,
         clickhouse_url=chdb_http.url if kind == "http" else None,
-        clickhouse_database=f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
+        clickhouse_database=clickhouse_database or f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
         shutdown_grace_seconds=1.0,
+        service_database_urls={"evaluator": evaluator_url} if evaluator_url else {},
     )
     config = replace(config, **settings)
     definition_server = RunningServer(
@@ -90,9 +100,8 @@ async def running_stack(
     await definition_server.start()
     try:
         evaluator_config = replace(config, definition_address=definition_server.address)
-        evaluator_server = RunningServer(
-            [EvaluatorService(evaluator_config)], evaluator_config, port=0
-        )
+        evaluator_service = EvaluatorService(evaluator_config, clock=clock)
+        evaluator_server = RunningServer([evaluator_service], evaluator_config, port=0)
         await evaluator_server.start()
         try:
             definition_channel = authorized_channel(definition_server.address)
@@ -105,6 +114,7 @@ async def running_stack(
                     evaluator_channel,
                     dpb_grpc.SegmentDefinitionServiceStub(definition_channel),
                     pb_grpc.SegmentEvaluatorServiceStub(evaluator_channel),
+                    evaluator_service,
                 )
             finally:
                 await definition_channel.close(None)

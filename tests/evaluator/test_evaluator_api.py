@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import FailedPrecondition, NotFound, Unavailable, Unimplemented
+from libs.common.errors import FailedPrecondition, NotFound, Unavailable
 from libs.model.definition import (
     CustomListDefinition,
     IdentityKind,
@@ -304,9 +304,10 @@ async def test_explain_and_live_entries(api: EvaluatorServicer) -> None:
     assert "events" in out.sql and HOSTILE_EVENT not in out.sql
     assert HOSTILE_EVENT in out.parameters.values()
     assert "Read" in out.plan
-    with pytest.raises(Unimplemented):
+    with pytest.raises(FailedPrecondition) as caught:  # this evaluator has no live engine
         async for _ in api.StreamLiveEntries(pb.StreamLiveEntriesRequest(parent=P), CTX):
             pass
+    assert caught.value.reason == "LIVE_SEGMENTS_NOT_AVAILABLE"
 
 
 @pytest.mark.parametrize("last_started_finishes_first", [True, False])

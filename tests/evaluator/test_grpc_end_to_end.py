@@ -320,26 +320,30 @@ async def test_failure_paths_carry_status_codes_and_details(stack: Stack) -> Non
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in stack.evaluator.StreamLiveEntries(
-            pb.StreamLiveEntriesRequest(parent=parent), timeout=TIMEOUT
+            pb.StreamLiveEntriesRequest(parent=parent, resume_after="12x"), timeout=TIMEOUT
         ):
             pass
     err = rich(caught.value)
-    assert err.code == grpc.StatusCode.UNIMPLEMENTED
-    assert err.info.reason == "LIVE_SEGMENTS_NOT_AVAILABLE"
-    assert "StreamLiveEntries" in err.message and "CountSegment" in err.message
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in err.violations] == ["resume_after"]
 
-    live = await create(
-        stack, p, "live-buyers",
-        dm.Definition(live=dm.LiveDefinition(
-            trigger=dm.LiveTrigger(single_action=dm.EventSpec(event_name="Buy"))
-        )),
-    )  # fmt: skip
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.evaluator.CountSegment(pb.CountSegmentRequest(segment=live), timeout=TIMEOUT)
+        async for _ in stack.evaluator.StreamLiveEntries(
+            pb.StreamLiveEntriesRequest(segment=seg), timeout=TIMEOUT
+        ):
+            pass
     err = rich(caught.value)
     assert err.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert err.info.reason
-    assert "live" in err.message.lower()
+    assert err.info.reason == "NOT_LIVE"
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.evaluator.CountSegment(
+            pb.CountSegmentRequest(segment=seg, live_window=dm.TimeWindow(today=dm.Today())),
+            timeout=TIMEOUT,
+        )
+    err = rich(caught.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in err.violations] == ["live_window"]
 
 
 async def test_unsaved_definition_cannot_reference_another_project(stack: Stack) -> None:

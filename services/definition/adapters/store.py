@@ -12,11 +12,12 @@ from libs.sqlstore import SqlDatabase
 from services.definition.adapters.migrations import MIGRATIONS_DIR
 from services.definition.adapters.sql_keys import KeySql
 from services.definition.adapters.sql_listing import ListingSql
+from services.definition.adapters.sql_live import LiveChangeSql
 from services.definition.adapters.sql_projects import ProjectSql
 from services.definition.adapters.sql_segments import SegmentSql
 
 
-class SqlTransaction(ProjectSql, SegmentSql, ListingSql, KeySql):
+class SqlTransaction(ProjectSql, SegmentSql, ListingSql, KeySql, LiveChangeSql):
     """Every store operation, inside one database transaction (see domain.ports)."""
 
 

@@ -140,3 +140,24 @@ deleted_projects = sa.Table(
     sa.Column("project_id", sa.String(63), primary_key=True),
     sa.Column("delete_time", UtcDateTime(), nullable=False),
 )
+
+
+# The change feed of live segments (WatchLiveSegments): one row per segment that is or was
+# live, holding the sequence of its latest change. Sequences come from the one-row counter,
+# whose row lock is held until the writing transaction commits, so they become visible in
+# the order they were taken.
+live_change_sequence = sa.Table(
+    "live_change_sequence",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+)
+
+live_segment_changes = sa.Table(
+    "live_segment_changes",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("segment_id", sa.String(63), primary_key=True),
+    sa.Column("sequence", sa.BigInteger(), nullable=False),
+    sa.Index("ix_live_segment_changes_sequence", "sequence"),
+)

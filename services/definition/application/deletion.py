@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.model.definition import SegmentType
 from services.definition.application.common import (
     check_etag,
     check_request_id,
@@ -37,7 +38,10 @@ async def _delete_locked(tx: Transaction, project_id: str, ids: set[str]) -> Non
     references = await tx.references_of(project_id, ids)
     outside = {r for refs in references.values() for r in refs} - ids
     await tx.get_segments(project_id, outside, lock=True)
+    live = [s.segment_id for s in (await tx.get_segments(project_id, ids)).values()
+            if s.type == SegmentType.LIVE]  # fmt: skip
     await tx.delete_segments(project_id, ids)
+    await tx.note_live_changes(project_id, live)
     await tx.refresh_dependent_counts(project_id, outside)
 
 

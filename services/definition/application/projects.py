@@ -83,6 +83,9 @@ async def update_project(store: Store, project_id: str, time_zone: str, etag: st
         updated = replace(current, time_zone=time_zone, update_time=utc_now(), etag=new_etag())
         if not await tx.update_project(updated, current.etag):
             raise Aborted(f"{current.name} was changed concurrently; re-read and retry")
+        if time_zone != current.time_zone:
+            # live segments are evaluated in the project's time zone: watchers re-read them
+            await tx.note_live_changes(project_id, await tx.live_segment_ids(project_id))
         return await load_project(tx, project_id)
 
 

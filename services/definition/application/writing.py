@@ -148,6 +148,8 @@ async def _insert(tx: Transaction, new: NewSegment, segment_id: str, prefix: str
     await _check_name_free(tx, segment)
     await tx.insert_segment(segment)
     await _write_references(tx, new.project_id, segment_id, set(), refs)
+    if segment.type == SegmentType.LIVE:
+        await tx.note_live_changes(new.project_id, [segment_id])
     return segment
 
 
@@ -268,6 +270,8 @@ async def _update_in(store: Store, change: SegmentChange) -> Segment:
         if not await tx.update_segment(updated, current.etag):
             raise Aborted(f"{current.name} was changed concurrently; re-read and retry")
         await _write_references(tx, project_id, segment_id, old_refs, new_refs)
+        if SegmentType.LIVE in (current.type, updated.type):
+            await tx.note_live_changes(project_id, [segment_id])
         return await load_segment(tx, project_id, segment_id)
 
 

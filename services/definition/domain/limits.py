@@ -3,6 +3,8 @@ docs/definition-model.md, "Limits")."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 #: Depth of the condition tree (the root is depth 1).
 MAX_TREE_DEPTH = 10
 #: Nodes (groups and leaves) in one condition tree.
@@ -26,6 +28,8 @@ MAX_PATTERN_LENGTH = 2_048
 MAX_FILTERS_PER_EVENT = 50
 #: String values in a comparison.
 MAX_STRING_VALUE = 1_024
+#: Cool-down of a live segment's AFTER_COOLDOWN re-entry policy.
+MAX_REENTRY_COOLDOWN = timedelta(days=366)
 #: Usage external ids and display names.
 MAX_EXTERNAL_ID = 128
 MAX_USAGE_DISPLAY_NAME = 200

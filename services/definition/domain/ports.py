@@ -15,6 +15,7 @@ from typing import Protocol
 
 from services.definition.domain.filtering import Clause
 from services.definition.domain.keys import ApiKey
+from services.definition.domain.live_feed import LiveChange
 from services.definition.domain.paging import Cursor, OrderBy
 from services.definition.domain.segment import Project, Segment, Usage, UsageKind
 
@@ -121,6 +122,17 @@ class Transaction(Protocol):
         self, project_id: str, segment_ids: Collection[str]
     ) -> list[Usage]: ...
     async def refresh_usage_counts(self, project_id: str, segment_id: str) -> None: ...
+
+    # --- the live-segment change feed --------------------------------------------------------
+    async def note_live_changes(self, project_id: str, segment_ids: Collection[str]) -> None: ...
+    async def live_segment_ids(self, project_id: str) -> list[str]: ...
+    async def live_sequence(self) -> int: ...
+    async def live_segments(
+        self, project_id: str | None, after: tuple[str, str] | None, limit: int
+    ) -> list[LiveChange]: ...
+    async def live_changes_after(
+        self, project_id: str | None, after: int, limit: int
+    ) -> list[LiveChange]: ...
 
     # --- request ids ------------------------------------------------------------------------
     async def find_request(

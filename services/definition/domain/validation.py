@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from libs.common.errors import FieldViolation
 from libs.model import definition as m
+from libs.model.patterns import PatternError, compile_re2
 from services.definition.domain import limits
 from services.definition.domain.names import try_parse_segment_name
 
@@ -223,9 +224,9 @@ class _Checker:
             self.add(f"{path}.pattern", "must not contain control characters")
         elif u.operator == m.UrlMatchOperator.MATCHES:
             try:
-                re.compile(u.pattern)
-            except re.error as exc:
-                self.add(f"{path}.pattern", f"not a valid regular expression: {exc}")
+                compile_re2(u.pattern)
+            except PatternError as exc:
+                self.add(f"{path}.pattern", f"not a valid RE2 regular expression: {exc}")
 
     # --- trees ------------------------------------------------------------------------------
 
@@ -332,14 +333,24 @@ class _Checker:
                 if w is not None:
                     self.offset(w, f"{path}.page_count.window")
 
+    def reentry(self, r: m.Reentry, path: str) -> None:
+        if r.mode != m.ReentryMode.AFTER_COOLDOWN:
+            if r.cooldown is not None:
+                self.add(f"{path}.cooldown", "only REENTRY_MODE_AFTER_COOLDOWN takes a cooldown")
+        elif r.cooldown is None:
+            self.add(f"{path}.cooldown", "REENTRY_MODE_AFTER_COOLDOWN needs a cooldown")
+        elif not timedelta(0) < r.cooldown <= limits.MAX_REENTRY_COOLDOWN:
+            self.add(f"{path}.cooldown", "must be positive and at most 366 days")
+
     def definition(self, d: m.Definition, path: str) -> None:
         match d:
             case m.PastBehaviorQuery():
                 self.past_behavior(d, f"{path}.past_behavior")
-            case m.LiveDefinition(trigger=t, past_behavior=q):
+            case m.LiveDefinition(trigger=t, past_behavior=q, reentry=r):
                 self.trigger(t, f"{path}.live.trigger")
                 if q is not None:
                     self.past_behavior(q, f"{path}.live.past_behavior")
+                self.reentry(r, f"{path}.live.reentry")
             case m.CustomListDefinition():
                 pass
             case m.PartnerDefinition(partner=partner, external_cohort_id=cohort):

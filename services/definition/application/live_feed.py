@@ -1,0 +1,79 @@
+"""WatchLiveSegments: a listing of the current live segments, then their changes in order.
+
+Writers note each change of a live segment in the same transaction as the change
+(`Transaction.note_live_changes`); a watcher reads the changes after the last sequence it
+has seen, woken at once by a change made in this process (`ChangeSignal`) and otherwise
+every `POLL_SECONDS`, so that changes committed by another process of the service are seen
+too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from services.definition.domain.live_feed import LiveChange
+from services.definition.domain.ports import Store
+
+#: How often a watcher looks for changes committed by other processes.
+POLL_SECONDS = 0.2
+#: Changes per message.
+PAGE = 500
+
+
+class ChangeSignal:
+    """Wakes the watchers of this process when a write may have changed a live segment."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        """The event the next `notify()` sets: take it before looking for changes."""
+        return self._event
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    reset: bool
+    changes: list[LiveChange]
+    sequence: int
+
+
+async def watch_live_segments(
+    store: Store, signal: ChangeSignal, project_id: str | None, after: int
+) -> AsyncIterator[FeedPage]:
+    """Pages of the feed, endlessly: the listing first when `after` is 0."""
+    if after == 0:
+        async with store.transaction() as tx:
+            # the sequence first: a change committed after it is sent again as a change
+            after = await tx.live_sequence()
+        first = True
+        last: tuple[str, str] | None = None
+        while True:
+            async with store.transaction() as tx:
+                listed = await tx.live_segments(project_id, last, PAGE)
+            yield FeedPage(first, listed, after)
+            first = False
+            if len(listed) < PAGE:
+                break
+            last = (listed[-1].project_id, listed[-1].segment_id)
+    while True:
+        notified = signal.current()
+        async with store.transaction() as tx:
+            changes = await tx.live_changes_after(project_id, after, PAGE)
+        if changes:
+            after = changes[-1].sequence
+            yield FeedPage(False, changes, after)
+        else:
+            await _wait(notified, POLL_SECONDS)

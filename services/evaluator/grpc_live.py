@@ -1,0 +1,76 @@
+"""The live-segment RPCs of the evaluator servicer: StreamLiveEntries and CountLiveEntries
+(messages converted in `live_messages`, use cases in `live.reading`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from libs.common.errors import FailedPrecondition, InvalidArgument
+from libs.model.definition import LiveDefinition
+from libs.model.definition_proto import timestamp_to_datetime
+from segments.v1 import evaluator_service_pb2 as pb
+from services.evaluator.application import Evaluator
+from services.evaluator.domain.names import parse_project, parse_segment
+from services.evaluator.live.engine import LiveEngine
+from services.evaluator.live.reading import count_entries, follow, parse_cursor
+from services.evaluator.live_messages import bucket_to_pb, entry_to_pb
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+
+
+class LiveRpcs:
+    ev: Evaluator
+
+    def _engine(self) -> LiveEngine:
+        if self.ev.live is None:
+            raise FailedPrecondition(
+                "live segments are not evaluated by this evaluator",
+                reason="LIVE_SEGMENTS_NOT_AVAILABLE",
+            )
+        return self.ev.live
+
+    async def _live_segment(self, segment: str, field: str = "segment") -> None:
+        name = parse_segment(segment, field)
+        resolved = await self.ev.segments.resolve(name.name)
+        if not isinstance(resolved.definition, LiveDefinition):
+            raise FailedPrecondition(f"{name.name} is not a live segment", reason="NOT_LIVE")
+
+    async def StreamLiveEntries(
+        self, request: pb.StreamLiveEntriesRequest, context: Ctx
+    ) -> AsyncIterator[pb.StreamLiveEntriesResponse]:
+        engine = self._engine()
+        if bool(request.parent) == bool(request.segment):
+            raise InvalidArgument.field("segment", "give either parent or segment")
+        after = parse_cursor(request.resume_after, "resume_after")
+        if request.segment:
+            await self._live_segment(request.segment)
+            name = parse_segment(request.segment)
+            project, segment_id = name.project, name.segment_id
+        else:
+            project, segment_id = parse_project(request.parent), None
+        async for entry in follow(engine, project, segment_id, after):
+            yield entry_to_pb(entry)
+
+    async def CountLiveEntries(
+        self, request: pb.CountLiveEntriesRequest, context: Ctx
+    ) -> pb.CountLiveEntriesResponse:
+        engine = self._engine()
+        name = parse_segment(request.segment)
+        for field in ("start_time", "end_time"):
+            if not request.HasField(field):
+                raise InvalidArgument.field(field, "is required")
+        await self._live_segment(request.segment)
+        by_day = request.bucket == pb.LIVE_ENTRY_BUCKET_DAY
+        if request.bucket not in (
+            pb.LIVE_ENTRY_BUCKET_UNSPECIFIED, pb.LIVE_ENTRY_BUCKET_MINUTE, pb.LIVE_ENTRY_BUCKET_DAY
+        ):  # fmt: skip
+            raise InvalidArgument.field("bucket", f"unknown bucket {request.bucket}")
+        counts = await count_entries(
+            engine, name.project, name.segment_id, timestamp_to_datetime(request.start_time),
+            timestamp_to_datetime(request.end_time), by_day,
+            await self.ev.segments.time_zone(name.project),
+        )  # fmt: skip
+        return pb.CountLiveEntriesResponse(counts=[bucket_to_pb(c) for c in counts])
