@@ -72,6 +72,10 @@ class EvaluatorService:
         self.workers = LiveWorkers(live)
         self.workers.start()
 
+    @property
+    def config(self) -> Config:
+        return self._config
+
     def register(self, server: grpc.aio.Server) -> None:
         if self.evaluator is None:
             raise RuntimeError("start() the evaluator service before registering it")
