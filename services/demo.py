@@ -304,6 +304,11 @@ def demo_segments() -> list[tuple[str, sg.Segment]]:
             )
         )
     )
+    shoe_page = m.LiveDefinition(
+        trigger=m.LiveTrigger(
+            page_visit=m.UrlMatch(operator=m.URL_MATCH_OPERATOR_CONTAINS, pattern="/shoes")
+        )
+    )
     return [
         (
             "ny-facebook-april-lapsed",
@@ -335,6 +340,14 @@ def demo_segments() -> list[tuple[str, sg.Segment]]:
                 "Live: cart abandoned for 10 minutes",
                 "Enters when an Added to Cart is not followed by a Charged within 10 minutes.",
                 m.Definition(live=live_abandon),
+            ),
+        ),
+        (
+            "live-shoe-page",
+            _segment(
+                "Live: visited a shoe page",
+                "Enters on every visit of a page whose URL contains /shoes.",
+                m.Definition(live=shoe_page),
             ),
         ),
     ]

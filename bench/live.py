@@ -1,0 +1,252 @@
+"""Live-segment benchmark: `python -m bench.live [--quick]`.
+
+Each scenario runs in its own process (its own peak memory, VmHWM), against the definition
+and evaluator services in that process on an ephemeral port (chDB and SQLite in a temporary
+directory), through gRPC:
+
+1. ingest: the same synthetic events (20 event names, an `amount` number) ingested with no
+   live segment, then into a project with 100 live segments (70 single actions with a filter
+   passing about 1 event in 10, 20 inaction timers, 10 single actions without filter, on 100
+   event names of which the stream uses 20), in 5,000-event messages; events/s of each and
+   their ratio, in one run.
+2. latency: with the 100 segments, events sent at 1,000/s (50 every 50 ms) while a
+   subscriber follows StreamLiveEntries; the time from sending an event to receiving its
+   entry, p50 and p99.
+3. timers: N inaction timers due at the same instant; how late each entry arrives at the
+   subscriber after its timer was due, p50 and p99.
+Results are printed as JSON; `docs/benchmarks.md` quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.run import peak_rss_mb
+
+NAMES = 20
+
+
+def _event(pb: Any, i: int, when: datetime, name: str | None = None) -> Any:
+    from libs.model.definition_proto import datetime_to_timestamp
+
+    msg = pb.Event(
+        event_id=f"e{i}", user_id=f"u{i % 50_000}", event_name=name or f"ev{(i * 7) % NAMES}",
+        event_time=datetime_to_timestamp(when),
+    )  # fmt: skip
+    msg.properties["amount"].number_value = float((i * 37) % 100)
+    return msg
+
+
+def _definitions(dm: Any) -> list[Any]:
+    from google.protobuf.duration_pb2 import Duration
+
+    out = []
+    for i in range(100):
+        spec = dm.EventSpec(event_name=f"ev{i}")
+        if i % 10 < 7:
+            above = dm.Comparison(
+                operator=dm.COMPARISON_OPERATOR_GREATER_THAN, values=[dm.Value(number_value=89)]
+            )
+            spec.filters.append(dm.PropertyFilter(property="amount", comparison=above))
+            trigger = dm.LiveTrigger(single_action=spec)
+        elif i % 10 < 9:
+            trigger = dm.LiveTrigger(inaction_within=dm.InactionWithinTrigger(
+                did=spec, did_not=dm.EventSpec(event_name=f"ev{i + 1}"),
+                within=Duration(seconds=600)))  # fmt: skip
+        else:
+            trigger = dm.LiveTrigger(single_action=spec)
+        out.append(dm.Definition(live=dm.LiveDefinition(trigger=trigger)))
+    return out
+
+
+class Suite:
+    """Definition + evaluator in this process, with a client for each."""
+
+    async def __aenter__(self) -> Suite:
+        import grpc
+
+        from libs.common.config import Config
+        from libs.common.server import RunningServer
+        from segments.v1 import definition_service_pb2_grpc as dgrpc
+        from segments.v1 import evaluator_service_pb2_grpc as egrpc
+        from services.cli import all_in_one_config, build_services
+
+        self._dir = tempfile.TemporaryDirectory(prefix="segments-live-bench-")
+        config = Config(port=0, data_dir=Path(self._dir.name), shutdown_grace_seconds=1.0)
+        config = all_in_one_config(config, "127.0.0.1", 0)
+        self.server = RunningServer(build_services("all", config), config)
+        await self.server.start()
+        self.channel = grpc.aio.insecure_channel(self.server.address)
+        self.definitions = dgrpc.SegmentDefinitionServiceStub(self.channel)
+        self.evaluator = egrpc.SegmentEvaluatorServiceStub(self.channel)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.channel.close(None)
+        await self.server.stop(grace=1.0)
+        self._dir.cleanup()
+
+    async def define(self, project: str, definitions: list[Any]) -> None:
+        from segments.v1 import definition_service_pb2 as dpb
+        from segments.v1 import segment_pb2
+
+        for i, definition in enumerate(definitions):
+            segment = segment_pb2.Segment(display_name=f"live {i}", definition=definition)
+            await self.definitions.CreateSegment(
+                dpb.CreateSegmentRequest(
+                    parent=f"projects/{project}", segment_id=f"live-{i:03d}", segment=segment
+                )
+            )
+        await asyncio.sleep(1.0)  # the feed reaches the engine
+
+    async def ingest(self, project: str, events: list[Any], batch: int = 5_000) -> float:
+        from segments.v1 import evaluator_service_pb2 as pb
+
+        async def requests() -> AsyncIterator[Any]:
+            for start in range(0, len(events), batch):
+                yield pb.IngestEventsRequest(
+                    parent=f"projects/{project}", events=events[start : start + batch]
+                )
+
+        started = time.perf_counter()
+        response = await self.evaluator.IngestEvents(requests(), timeout=3600)
+        assert response.accepted_count == len(events), response
+        return time.perf_counter() - started
+
+
+async def scenario_ingest(total: int) -> dict[str, Any]:
+    from segments.v1 import definition_model_pb2 as dm
+    from segments.v1 import evaluator_service_pb2 as pb
+
+    now = datetime.now(UTC)
+    events = [_event(pb, i, now) for i in range(total)]
+    async with Suite() as suite:
+        await suite.define("live", _definitions(dm))
+        await suite.ingest("warm", events[:5000])
+        plain = await suite.ingest("plain", events)
+        live = await suite.ingest("live", events)
+        entries = await suite.evaluator.CountSegment(
+            pb.CountSegmentRequest(segment="projects/live/segments/live-009")
+        )
+    return {
+        "events": total,
+        "without_live_events_per_s": round(total / plain),
+        "with_100_live_events_per_s": round(total / live),
+        "ratio": round(plain / live, 3),  # throughput with live segments / without
+        "entries_of_one_unfiltered_segment": entries.user_count,
+    }
+
+
+async def _follow(suite: Suite, project: str, seen: dict[str, float], want: int) -> None:
+    from segments.v1 import evaluator_service_pb2 as pb
+
+    call = suite.evaluator.StreamLiveEntries(
+        pb.StreamLiveEntriesRequest(parent=f"projects/{project}")
+    )
+    async for response in call:
+        seen[response.entry.trigger_event.event_id] = time.perf_counter()
+        if len(seen) >= want:
+            call.cancel()
+            return
+
+
+async def scenario_latency(seconds: int) -> dict[str, Any]:
+    from segments.v1 import definition_model_pb2 as dm
+    from segments.v1 import evaluator_service_pb2 as pb
+
+    async with Suite() as suite:
+        await suite.define("lat", _definitions(dm))
+        sent: dict[str, float] = {}
+        seen: dict[str, float] = {}
+        follower = asyncio.create_task(_follow(suite, "lat", seen, 10**9))
+        await asyncio.sleep(0.5)
+        tick = time.perf_counter()
+        for step in range(seconds * 20):
+            batch = [_event(pb, step * 50 + k, datetime.now(UTC), name=f"ev{9 + 10 * (k % 2)}")
+                     for k in range(50)]  # fmt: skip
+            at = time.perf_counter()
+            await suite.ingest("lat", batch)
+            for e in batch:
+                sent[e.event_id] = at
+            tick += 0.05
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+        await asyncio.sleep(2.0)
+        follower.cancel()
+    delays = sorted((seen[i] - sent[i]) * 1000 for i in sent if i in seen)
+    return {
+        "events": len(sent), "entries_received": len(delays),
+        "p50_ms": round(statistics.median(delays), 2),
+        "p99_ms": round(delays[int(len(delays) * 0.99) - 1], 2),
+    }  # fmt: skip
+
+
+async def scenario_timers(count: int) -> dict[str, Any]:
+    from google.protobuf.duration_pb2 import Duration
+
+    from segments.v1 import definition_model_pb2 as dm
+    from segments.v1 import evaluator_service_pb2 as pb
+
+    within = 20 if count > 20_000 else 8
+    async with Suite() as suite:
+        trigger = dm.LiveTrigger(inaction_within=dm.InactionWithinTrigger(
+            did=dm.EventSpec(event_name="Cart"), did_not=dm.EventSpec(event_name="Buy"),
+            within=Duration(seconds=within)))  # fmt: skip
+        await suite.define("tim", [dm.Definition(live=dm.LiveDefinition(trigger=trigger))])
+        a_time = datetime.now(UTC)
+        due_wall = time.perf_counter() + within
+        events = [_event(pb, i, a_time, name="Cart") for i in range(count)]
+        for e in events:
+            e.user_id = f"t{e.event_id}"
+        await suite.ingest("tim", events)
+        seen: dict[str, float] = {}
+        await asyncio.wait_for(_follow(suite, "tim", seen, count), within + 120)
+    late = sorted(max(0.0, t - due_wall) for t in seen.values())
+    return {
+        "timers": count, "fired": len(late),
+        "p50_late_s": round(statistics.median(late), 3),
+        "p99_late_s": round(late[int(len(late) * 0.99) - 1], 3),
+    }  # fmt: skip
+
+
+def _child(scenario: str, size: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.live", "--scenario", scenario, "--size", str(size)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--scenario", choices=["ingest", "latency", "timers"])
+    parser.add_argument("--size", type=int, default=0)
+    args = parser.parse_args()
+    if args.scenario:
+        from libs.common.logging import configure_logging
+
+        configure_logging("ERROR")
+        run = {"ingest": scenario_ingest, "latency": scenario_latency, "timers": scenario_timers}
+        result = asyncio.run(run[args.scenario](args.size))
+        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        print(json.dumps(result))
+        return
+    sizes = {"ingest": 50_000, "latency": 10, "timers": 10_000} if args.quick else {
+        "ingest": 300_000, "latency": 60, "timers": 100_000}  # fmt: skip
+    results = {name: _child(name, size) for name, size in sizes.items()}
+    print(json.dumps({"quick": args.quick, **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
