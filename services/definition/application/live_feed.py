@@ -9,11 +9,10 @@ too.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from libs.common.wakeup import Wakeup, wait_for
 from services.definition.domain.live_feed import LiveChange
 from services.definition.domain.ports import Store
 
@@ -23,24 +22,8 @@ POLL_SECONDS = 0.2
 PAGE = 500
 
 
-class ChangeSignal:
+class ChangeSignal(Wakeup):
     """Wakes the watchers of this process when a write may have changed a live segment."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    def current(self) -> asyncio.Event:
-        """The event the next `notify()` sets: take it before looking for changes."""
-        return self._event
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
 
 
 @dataclass(frozen=True)
@@ -76,4 +59,4 @@ async def watch_live_segments(
             after = changes[-1].sequence
             yield FeedPage(False, changes, after)
         else:
-            await _wait(notified, POLL_SECONDS)
+            await wait_for(notified, POLL_SECONDS)

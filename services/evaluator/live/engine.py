@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from libs.clickhouse.port import ClickHouse
 from libs.common.errors import Unavailable
 from libs.common.logging import get_logger
+from libs.common.wakeup import Wakeup
 from libs.model.definition import (
     DateTrigger,
     PageCountTrigger,
@@ -55,20 +56,12 @@ class LiveSettings:
     poll_seconds: float = 0.25
 
 
-class EntryBroadcast:
+class EntryBroadcast(Wakeup):
     """Wakes this process's subscribers when entries were written."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
 
     def publish(self, entries: Sequence[Entry]) -> None:
         if entries:
-            self._event.set()
-            self._event = asyncio.Event()
-
-    def current(self) -> asyncio.Event:
-        """The event the next publish sets: take it before reading entries."""
-        return self._event
+            self.notify()
 
 
 class LiveEngine:

@@ -4,13 +4,12 @@ CheckMembership of a live segment)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from libs.common.errors import InvalidArgument
+from libs.common.wakeup import wait_for
 from libs.model.definition import TimeWindow, TodayWindow
 from services.evaluator.adapters.live_queries import active_users
 from services.evaluator.domain.live_entries import Entry, local_day
@@ -49,8 +48,7 @@ async def follow(
             position = entry.cursor
         if len(page) < FOLLOW_PAGE:
             # woken at once by this process's writes; other processes' every poll interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(notified.wait(), engine.settings.poll_seconds)
+            await wait_for(notified, engine.settings.poll_seconds)
 
 
 # --- counts per bucket ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from libs.common.errors import DomainError
 from libs.common.logging import get_logger
+from libs.common.wakeup import wait_for
 from libs.model.definition import DateTrigger, InactionWithinTrigger, PageCountTrigger
 from services.evaluator.adapters.live_queries import event_times, profiles_on_day
 from services.evaluator.adapters.live_store import Outbox
@@ -38,11 +39,6 @@ TIMER_BATCH = 2000
 TIMER_LEASE = timedelta(seconds=30)
 #: How often retention runs.
 PRUNE_EVERY = timedelta(minutes=10)
-
-
-async def _sleep_until(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), max(0.0, seconds))
 
 
 class LiveWorkers:
@@ -82,7 +78,7 @@ class LiveWorkers:
                 pause = 1.0
             if pause > 0:
                 changed = self.engine.timers_changed if name == "timers" else asyncio.Event()
-                await _sleep_until(changed, pause)
+                await wait_for(changed, pause)
                 changed.clear()
 
     # --- timers -------------------------------------------------------------------------------

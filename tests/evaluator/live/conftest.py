@@ -4,43 +4,22 @@ test), its live engine on a clock the test moves."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
 from services.evaluator.domain.clock import ManualClock
 from tests.support.chdb_http import ChdbHttpServer
+from tests.support.postgres import temporary_database
 
 from ..grpc_stack import running_stack
 from .helpers import Live
 
-PG_ADMIN_DSN = os.environ.get("SEGMENTS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-async def fresh_postgres() -> tuple[str, str]:
-    """(SQLAlchemy URL, database name) of a new, empty PostgreSQL database."""
-    database = f"segments_live_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}", database
-
-
-async def drop_postgres(database: str) -> None:
-    admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -49,11 +28,8 @@ async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'evaluator.sqlite3'}"
         return
-    url, database = await fresh_postgres()
-    try:
+    async with temporary_database() as url:
         yield url
-    finally:
-        await drop_postgres(database)
 
 
 @pytest.fixture
