@@ -27,7 +27,7 @@ from services.evaluator.adapters.snapshot_store import SnapshotInfo, SnapshotSto
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
-from services.evaluator.live.engine import LiveEngine
+from services.evaluator.live.engine import LiveChain, LiveEngine
 from services.evaluator.live.reading import EntryWindow, entry_window, window_members
 
 MAX_SAMPLE = 1000
@@ -257,13 +257,21 @@ class Evaluator:
             )  # fmt: skip
 
     # -- ingest -------------------------------------------------------------------------
-    async def store_events(self, prepared: PreparedEvents) -> tuple[int, int]:
-        """Stores a prepared batch, then lets the live engine match it (before the caller is
-        answered, so that a crash in between makes the caller send the batch again)."""
+    async def store_events(
+        self, prepared: PreparedEvents, chain: LiveChain | None = None
+    ) -> tuple[int, int]:
+        """Stores a prepared batch in the events store, then has the live engine match it:
+        through `chain` (the caller waits for it before answering, so that a crash in between
+        makes the caller send the batch again), or at once."""
         counts = await self.events.add_prepared(prepared)
-        if self.live is not None:
+        if chain is not None:
+            await chain.add(prepared.project, prepared.batch)
+        elif self.live is not None:
             await self.live.on_events(prepared.project, prepared.batch)
         return counts
+
+    def live_chain(self) -> LiveChain:
+        return LiveChain(self.live)
 
     async def profiles_written(self, project: str, user_ids: Sequence[str]) -> None:
         if self.live is not None:

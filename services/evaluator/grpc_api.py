@@ -87,8 +87,10 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
     ) -> pb.IngestEventsResponse:
         """Validates messages while the previous batch is being stored: at most one batch is in
         flight, and the messages that arrive meanwhile are stored together as the next batch
-        (up to COALESCE_EVENTS events), in the order they arrived."""
+        (up to COALESCE_EVENTS events), in the order they arrived. The live engine matches each
+        stored batch while the next one is stored; the call answers once all are matched."""
         out = pb.IngestEventsResponse()
+        live = self.ev.live_chain()
         index = 0
         project: str | None = None
         pending = EventBatch()
@@ -105,7 +107,7 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
                 # in a worker thread, so that the event loop keeps reading messages
                 prepared = await asyncio.to_thread(self.ev.events.prepare, project, pending)
                 pending = EventBatch()
-                storing = asyncio.create_task(self.ev.store_events(prepared))
+                storing = asyncio.create_task(self.ev.store_events(prepared, live))
 
         try:
             async for request in request_iterator:
@@ -124,11 +126,13 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
                 await store_pending(wait=False)
             while storing is not None or pending:
                 await store_pending(wait=True)
+            await live.finish()
         finally:
             if storing is not None:
                 # A later message failed (or the call ended): the batch in flight still finishes,
                 # holding the project's lock until it has; its own failure is the one reported.
                 await asyncio.shield(storing)
+            await asyncio.shield(live.close())
         metrics.EVENTS_INGESTED.labels("rejected").inc(out.rejected_count)
         return out
 

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.model.definition import Reentry, ReentryMode
-from libs.sqlstore import SqlDatabase, insert_ignoring_conflicts
+from libs.sqlstore import SqlDatabase
 from services.evaluator.adapters.live_migrations import MIGRATIONS_DIR
 from services.evaluator.adapters.live_rows import (
     entry_from_row,
@@ -94,6 +94,14 @@ class LiveStore:
     def _upsert(self) -> Any:
         return (postgresql if self.database.dialect == "postgresql" else sqlite).insert
 
+    async def _insert_ignoring(
+        self, conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """INSERT ... ON CONFLICT DO NOTHING of many rows: one statement executed for all of
+        them (compiled once; the driver batches the rows)."""
+        if rows:
+            await conn.execute(self._upsert()(table).on_conflict_do_nothing(), list(rows))
+
     # --- writing ------------------------------------------------------------------------------
 
     async def record_page_views(
@@ -111,10 +119,8 @@ class LiveStore:
         ]  # fmt: skip
         wanted = {(v.segment, v.user_id, v.scope) for v in views}
         found: dict[tuple[str, str, str], list[tuple[str, datetime]]] = {k: [] for k in wanted}
-        dialect = self.database.dialect
         async with self.database.begin() as conn:
-            for chunk in _chunks(rows):
-                await conn.execute(insert_ignoring_conflicts(dialect, live_page_views, list(chunk)))
+            await self._insert_ignoring(conn, live_page_views, rows)
             by_project: dict[str, set[str]] = {}
             for segment, user, _ in wanted:
                 by_project.setdefault(_project_of(segment), set()).add(user)
@@ -133,8 +139,9 @@ class LiveStore:
     async def commit(
         self, outbox: Outbox, policies: Mapping[str, Reentry], now: datetime
     ) -> list[Entry]:
-        """Writes the outbox in one transaction; returns the entries made (re-sent
-        occurrences and those the re-entry policy refuses make none)."""
+        """Writes the outbox in one transaction; returns the entries written (occurrences the
+        re-entry policy refuses make none, and a re-sent occurrence adds nothing: its entry
+        is the one written the first time)."""
         async with self.database.begin() as conn:
             await self._insert_timers(conn, outbox.timers)
             now_ms = to_ms(now)
@@ -155,9 +162,7 @@ class LiveStore:
                      "done_ms": now_ms}
                     for s, day in outbox.days
                 ]  # fmt: skip
-                await conn.execute(
-                    insert_ignoring_conflicts(self.database.dialect, live_day_checks, rows)
-                )
+                await self._insert_ignoring(conn, live_day_checks, rows)
             if not outbox.occurrences:
                 return []
             return await self._write_entries(conn, outbox.occurrences, policies, now)
@@ -172,10 +177,7 @@ class LiveStore:
             }
             for t in timers
         ]  # fmt: skip
-        for chunk in _chunks(rows):
-            await conn.execute(
-                insert_ignoring_conflicts(self.database.dialect, live_timers, list(chunk))
-            )
+        await self._insert_ignoring(conn, live_timers, rows)
 
     async def _write_entries(
         self,
@@ -194,8 +196,15 @@ class LiveStore:
             )
         ).scalar_one()  # fmt: skip
         unique = {o.entry_id: o for o in occurrences}
+        # an occurrence made before is no entry again: for policies that remember users, it
+        # must not count as their last entry either, so those are looked up; the others are
+        # left to the entry id's unique index (ON CONFLICT DO NOTHING)
+        remembering = [
+            entry_id for entry_id, o in unique.items()
+            if policies.get(o.segment, Reentry()).mode is not ReentryMode.EVERY_OCCURRENCE
+        ]  # fmt: skip
         existing: set[str] = set()
-        for chunk in _chunks(list(unique)):
+        for chunk in _chunks(remembering):
             result = await conn.execute(sa.select(E.entry_id).where(E.entry_id.in_(chunk)))
             existing.update(r[0] for r in result)
         by_segment: dict[str, list[Occurrence]] = {}
@@ -229,8 +238,7 @@ class LiveStore:
             }
             for e in entries
         ]  # fmt: skip
-        for part in _chunks(rows):
-            await conn.execute(sa.insert(live_entries).values(list(part)))
+        await self._insert_ignoring(conn, live_entries, rows)
         await self._remember(conn, [o for o, remember in admitted if remember])
         await conn.execute(
             sa.update(live_counter).where(counter.name == "entries").values(value=cursor)
@@ -262,17 +270,19 @@ class LiveStore:
              "last_entry_ms": ms}
             for (s, u), ms in latest.items()
         ]  # fmt: skip
-        for chunk in _chunks(rows):
-            statement = self._upsert()(live_members).values(list(chunk))
-            newer = statement.excluded.last_entry_ms
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["project", "segment_id", "user_id"],
-                    set_={"last_entry_ms": sa.case(
-                        (newer > M.last_entry_ms, newer), else_=M.last_entry_ms
-                    )},
-                )
-            )  # fmt: skip
+        if not rows:
+            return
+        statement = self._upsert()(live_members)
+        newer = statement.excluded.last_entry_ms
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["project", "segment_id", "user_id"],
+                set_={"last_entry_ms": sa.case(
+                    (newer > M.last_entry_ms, newer), else_=M.last_entry_ms
+                )},
+            ),
+            rows,
+        )  # fmt: skip
 
     # --- timers -------------------------------------------------------------------------------
 

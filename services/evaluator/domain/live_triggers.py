@@ -19,10 +19,11 @@ Web visits are events named "Page Visited" with the properties "url", "referrer"
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from libs.model.definition import (
     DateTrigger,
@@ -35,7 +36,7 @@ from libs.model.definition import (
     SingleActionTrigger,
 )
 from services.evaluator.domain.live_entries import LiveEvent, Occurrence, PageView, TimerStart
-from services.evaluator.domain.live_filters import UrlMatcher, event_matches
+from services.evaluator.domain.live_filters import UrlMatcher, compile_spec
 from services.evaluator.domain.records import EventBatch
 
 PAGE_EVENT = "Page Visited"
@@ -81,11 +82,14 @@ class CompiledSegment:
         self.trigger = trigger
         self._url: UrlMatcher | None = None
         self._url_property = URL_PROPERTY
+        self._matches: Callable[[str, Mapping[str, Scalar], datetime], bool] = _never
         match trigger:
             case SingleActionTrigger(event=e):
                 self.event_names: tuple[str, ...] = (e.event_name,)
+                self._matches = compile_spec(e, segment.time_zone)
             case InactionWithinTrigger(did=a):
                 self.event_names = (a.event_name,)
+                self._matches = compile_spec(a, segment.time_zone)
             case DateTrigger():
                 self.event_names = ()
             case PageVisitTrigger(url=u):
@@ -102,45 +106,79 @@ class CompiledSegment:
     def name(self) -> str:
         return self.segment.name
 
-    def match(self, event: LiveEvent, entry_time: datetime, out: Matches) -> None:
-        """Adds what `event` makes of this segment to `out` (`entry_time`: when an event
-        occurrence qualifies the user)."""
+    def accepts(self, name: str, props: Mapping[str, Scalar], event_time: datetime) -> bool:
+        """Whether an event of a name this segment listens to does anything to it."""
         t = self.trigger
-        props = event.properties
-        zone = self.segment.time_zone
-        if isinstance(t, SingleActionTrigger):
-            if event_matches(t.event, event.event_name, props, event.event_time, zone):
-                out.occurrences.append(self._occurrence(event, entry_time))
-        elif isinstance(t, InactionWithinTrigger):
-            if event_matches(t.did, event.event_name, props, event.event_time, zone):
-                due = event.event_time + t.within
-                out.timers.append(
-                    TimerStart(self.name, event.user_id, event, due, self.segment.trigger_key)
-                )
-        elif isinstance(t, PageVisitTrigger | ReferrerTrigger):
+        if isinstance(t, SingleActionTrigger | InactionWithinTrigger):
+            return self._matches(name, props, event_time)
+        if isinstance(t, PageVisitTrigger | ReferrerTrigger):
             assert self._url is not None
-            if self._url(props.get(self._url_property)):
-                out.occurrences.append(self._occurrence(event, entry_time))
+            return self._url(props.get(self._url_property))
+        if isinstance(t, PageCountTrigger) and t.window is None:
+            session = props.get(SESSION_PROPERTY)
+            return isinstance(session, str) and bool(session)  # else it counts in no session
+        return isinstance(t, PageCountTrigger)
+
+    def record(self, event: LiveEvent, entry_time: datetime, out: Matches) -> None:
+        """Adds what an accepted `event` makes of this segment to `out` (`entry_time`: when an
+        event occurrence qualifies the user)."""
+        t = self.trigger
+        if isinstance(t, InactionWithinTrigger):
+            due = event.event_time + t.within
+            out.timers.append(
+                TimerStart(self.name, event.user_id, event, due, self.segment.trigger_key)
+            )
         elif isinstance(t, PageCountTrigger):
-            scope = ""
-            if t.window is None:
-                session = props.get(SESSION_PROPERTY)
-                if not isinstance(session, str) or not session:
-                    return  # a view outside any session counts in no session
-                scope = session
+            scope = "" if t.window is not None else str(event.properties[SESSION_PROPERTY])
             out.page_views.append(PageView(self.name, event.user_id, scope, event))
+        else:
+            out.occurrences.append(
+                Occurrence(self.name, event.user_id, f"event:{event.event_id}", entry_time, event)
+            )
 
-    def _occurrence(self, event: LiveEvent, entry_time: datetime) -> Occurrence:
-        return Occurrence(self.name, event.user_id, f"event:{event.event_id}", entry_time, event)
+    def match(self, event: LiveEvent, entry_time: datetime, out: Matches) -> None:
+        """`accepts`, then `record`."""
+        if self.accepts(event.event_name, event.properties, event.event_time):
+            self.record(event, entry_time, out)
 
 
-def _properties(batch: EventBatch, i: int) -> dict[str, Scalar]:
-    props: dict[str, Scalar] = {}
-    props.update(batch.str_props[i])
-    props.update(batch.num_props[i])
-    props.update(batch.bool_props[i])
-    props.update(batch.time_props[i])
-    return props
+def _never(name: str, props: Mapping[str, Scalar], as_of: datetime) -> bool:
+    return False
+
+
+class _Properties(Mapping[str, Scalar]):
+    """One event's properties as one mapping over its typed maps (a view: nothing is copied
+    for the many events that no filter lets through)."""
+
+    __slots__ = ("_maps",)
+
+    def __init__(self, *maps: Mapping[str, Scalar]) -> None:
+        self._maps = maps
+
+    def __getitem__(self, key: str) -> Scalar:
+        for found in self._maps:
+            if key in found:
+                return found[key]
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for found in self._maps:
+            if key in found:
+                return found[key]
+        return default
+
+    def __iter__(self) -> Iterator[str]:
+        for found in self._maps:
+            yield from found
+
+    def __len__(self) -> int:
+        return sum(len(found) for found in self._maps)
+
+
+def _properties(batch: EventBatch, i: int) -> Mapping[str, Scalar]:
+    return _Properties(
+        batch.str_props[i], batch.num_props[i], batch.bool_props[i], batch.time_props[i]
+    )
 
 
 class LiveIndex:
@@ -209,10 +247,11 @@ class LiveIndex:
             when = batch.event_times[i]
             if when < oldest:
                 continue
-            event = LiveEvent(
-                batch.event_ids[i], batch.user_ids[i], name, when, _properties(batch, i)
-            )
-            entry_time = min(when, now)
+            props = _properties(batch, i)
+            event: LiveEvent | None = None
             for compiled in listeners:
-                compiled.match(event, entry_time, out)
+                if compiled.accepts(name, props, when):
+                    if event is None:  # built only for the events that do something
+                        event = LiveEvent(batch.event_ids[i], batch.user_ids[i], name, when, props)
+                    compiled.record(event, min(when, now), out)
         return out

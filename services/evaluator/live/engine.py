@@ -12,6 +12,7 @@ did write are not made twice (stable entry ids).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -210,3 +211,43 @@ class LiveEngine:
         entries = await self.store.commit(outbox, self.policies(), now)
         self.broadcast.publish(entries)
         return entries
+
+
+class LiveChain:
+    """The live matching of one ingest call's stored batches: in order, one after the other,
+    each overlapping the store of the batches after it (at most `depth` waiting)."""
+
+    def __init__(self, engine: LiveEngine | None, depth: int = 2) -> None:
+        self._engine = engine
+        self._depth = depth
+        self._tasks: deque[asyncio.Task[None]] = deque()
+
+    async def add(self, project: str, batch: EventBatch) -> None:
+        if self._engine is None:
+            return
+        while len(self._tasks) >= self._depth:
+            await self._tasks.popleft()
+        previous = self._tasks[-1] if self._tasks else None
+        self._tasks.append(asyncio.create_task(self._run(previous, project, batch)))
+
+    async def _run(
+        self, previous: asyncio.Task[None] | None, project: str, batch: EventBatch
+    ) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)  # in order; a failure before stops the rest
+        assert self._engine is not None
+        await self._engine.on_events(project, batch)
+
+    async def finish(self) -> None:
+        """Waits until every batch added is matched and written; raises the first failure."""
+        try:
+            while self._tasks:
+                await self._tasks[0]
+                self._tasks.popleft()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Waits for what was added, whatever its outcome (the call failed anyway)."""
+        tasks, self._tasks = list(self._tasks), deque()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -84,15 +84,17 @@ class LiveWorkers:
     # --- timers -------------------------------------------------------------------------------
 
     async def _timer_step(self) -> float:
-        fired = await self.fire_due_timers()
-        if fired >= TIMER_BATCH:
-            return 0.0
+        """Fires what is due; returns how long to wait before looking again."""
         await self._prune_if_due()
-        due = await self.engine.store.next_due()
         poll = self.engine.settings.poll_seconds
+        due = await self.engine.store.next_due()  # a read: no write lock while nothing is due
         if due is None:
             return poll
-        return min(poll, (due - self.engine.clock()).total_seconds())
+        wait = (due - self.engine.clock()).total_seconds()
+        if wait > 0:
+            return min(poll, wait)
+        # claimed elsewhere (another process, a lease not lapsed): look again after a poll
+        return 0.0 if await self.fire_due_timers() else poll
 
     async def fire_due_timers(self) -> int:
         """Fires the timers due now (one batch); returns how many were claimed."""

@@ -34,7 +34,7 @@ from services.evaluator.domain.live_entries import (
     followed_by_b,
     page_count_occurrences,
 )
-from services.evaluator.domain.live_filters import UrlMatcher, filter_holds
+from services.evaluator.domain.live_filters import UrlMatcher, compile_filter, filter_holds
 from services.evaluator.domain.live_triggers import LiveIndex, LiveSegment
 from services.evaluator.domain.records import Event, EventBatch
 
@@ -57,6 +57,10 @@ def _f(op: Op, *values: object, relative: RelativeOffset | None = None) -> Prope
         (_f(Op.GREATER_THAN, 5.0), {"p": "9"}, False),  # numeric operators need numbers
         (_f(Op.BETWEEN, 1.0, 2.0), {"p": 2.0}, True),
         (_f(Op.IN_LIST, "a", "b"), {"p": "b"}, True),
+        (_f(Op.IN_LIST, "a", "b"), {"p": 1.0}, False),
+        (_f(Op.NOT_EQUALS, "a"), {"p": True}, True),
+        (_f(Op.LESS_THAN, 5.0), {"p": True}, False),  # a boolean is not a number
+        (_f(Op.LESS_THAN_OR_EQUAL, 5.0), {"p": 5.0}, True),
         (_f(Op.NOT_IN_LIST, "a", "b"), {"p": "c"}, True),
         (_f(Op.EXISTS), {"p": False}, True),
         (_f(Op.NOT_EXISTS), {"p": False}, False),
@@ -68,6 +72,7 @@ def _f(op: Op, *values: object, relative: RelativeOffset | None = None) -> Prope
 )  # fmt: skip
 def test_filters_on_one_event(flt: PropertyFilter, props: dict[str, object], holds: bool) -> None:
     assert filter_holds(flt, props, T0, "UTC") is holds  # type: ignore[arg-type]
+    assert compile_filter(flt, "UTC")(props, T0) is holds  # type: ignore[arg-type]
 
 
 def test_url_matchers() -> None:
