@@ -45,6 +45,8 @@ from libs.common.rpc_roles import Role
 MAX_CREDENTIAL_LENGTH = 512
 MAX_CACHED_DECISIONS = 10_000
 _PROJECT_NAME = re.compile(r"projects/([A-Za-z0-9][A-Za-z0-9_-]{0,62})(/.*)?", re.S)
+#: A request's `parent` naming every project (AIP-159).
+ALL_PROJECTS_PARENT = "projects/-"
 #: Fields that name a project, at the top of a request and inside its message fields.
 _NAMING_FIELDS = ("parent", "name", "segment")
 
@@ -132,8 +134,12 @@ def named_projects(message: object) -> tuple[str, ...]:
     """The ids of the projects a request names, sorted: its `parent`, `name` and `segment`
     string fields and `names` list, and the `parent`, `name` and `segment` strings of its
     message fields (`UpdateSegmentRequest.segment.name`, an upload header's `segment`).
-    A named value that is not `projects/{project}/...` is INVALID_ARGUMENT."""
+    A named value that is not `projects/{project}/...` is INVALID_ARGUMENT. A top-level
+    `parent` of `projects/-` (every project, as in WatchLiveSegments) names none: the role
+    is then needed on all projects."""
     if not isinstance(message, Message):
+        return ()
+    if getattr(message, "parent", None) == ALL_PROJECTS_PARENT:
         return ()
     found: set[str] = set()
     fields = message.DESCRIPTOR.fields_by_name

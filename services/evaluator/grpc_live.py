@@ -51,6 +51,12 @@ class LiveRpcs:
             project, segment_id = name.project, name.segment_id
         else:
             project, segment_id = parse_project(request.parent), None
+        if after is None:  # from now on: fixed here, then told to the caller
+            after = await engine.store.last_cursor()
+        if context is not None:
+            # the initial metadata tells the subscriber it is following: every entry made
+            # after it arrives is sent
+            await context.send_initial_metadata(())
         async for entry in follow(engine, project, segment_id, after):
             yield entry_to_pb(entry)
 

@@ -11,11 +11,12 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from segments.v1 import access_pb2, segment_pb2
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as pb
-from segments.v1 import segment_pb2
+from tests.support.auth import bearer, make_key
 
-from .helpers import Stub
+from .helpers import Backend, Stub
 
 
 def _live(event_name: str) -> dm.Definition:
@@ -101,12 +102,38 @@ async def test_a_watcher_gets_the_listing_then_every_change_in_order(
         resumed.cancel()
 
 
-async def test_bad_watch_requests(stub: Stub) -> None:
+async def test_bad_watch_requests(stub: Stub, project: str) -> None:
     for request in (
         pb.WatchLiveSegmentsRequest(parent="projects"),
-        pb.WatchLiveSegmentsRequest(parent="projects/ok", after_sequence=-1),
+        pb.WatchLiveSegmentsRequest(parent=f"projects/{project}", after_sequence=-1),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             async for _ in stub.WatchLiveSegments(request, timeout=10):
                 pass
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_watching_every_project_needs_a_role_on_all_projects(
+    backend: Backend, project: str
+) -> None:
+    viewer = await make_key(
+        backend.channel, {f"projects/{project}": access_pb2.ROLE_VIEWER}, service="watcher"
+    )
+    own = backend.stub.WatchLiveSegments(
+        pb.WatchLiveSegmentsRequest(parent=f"projects/{project}"), metadata=bearer(viewer)
+    )
+    try:
+        assert (await _next(own)).reset
+    finally:
+        own.cancel()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in backend.stub.WatchLiveSegments(
+            pb.WatchLiveSegmentsRequest(parent="projects/-"), metadata=bearer(viewer), timeout=10
+        ):
+            pass
+    assert caught.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
+    every = backend.stub.WatchLiveSegments(pb.WatchLiveSegmentsRequest(parent="projects/-"))
+    try:
+        assert (await _next(every)).reset  # the admin key holds a role on all projects
+    finally:
+        every.cancel()

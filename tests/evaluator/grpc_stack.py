@@ -84,6 +84,9 @@ async def running_stack(
         clickhouse_database=clickhouse_database or f"e2e_{kind}_{uuid.uuid4().hex[:12]}",
         shutdown_grace_seconds=1.0,
         service_database_urls={"evaluator": evaluator_url} if evaluator_url else {},
+        # the evaluator's background work (the live-segment feed, timers) calls the
+        # definition service with this key
+        service_key=ADMIN_KEY,
     )
     config = replace(config, **settings)
     definition_server = RunningServer(

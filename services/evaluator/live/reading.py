@@ -34,12 +34,12 @@ def parse_cursor(value: str, field: str) -> int | None:
 
 
 async def follow(
-    engine: LiveEngine, project: str, segment_id: str | None, after: int | None
+    engine: LiveEngine, project: str, segment_id: str | None, after: int
 ) -> AsyncIterator[Entry]:
     """The project's (or one segment's) entries after cursor `after`, in cursor order: the
-    stored ones first, then new ones as they are written (`after` None: from now on)."""
+    stored ones first, then new ones as they are written."""
     store = engine.store
-    position = await store.last_cursor() if after is None else after
+    position = after
     while True:
         notified = engine.broadcast.current()
         page = await store.entries_after(project, segment_id, position, FOLLOW_PAGE)

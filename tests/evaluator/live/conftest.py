@@ -16,7 +16,7 @@ from services.evaluator.domain.clock import ManualClock
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.postgres import temporary_database
 
-from ..grpc_stack import running_stack
+from ..grpc_stack import new_project, running_stack
 from .helpers import Live
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -40,4 +40,6 @@ async def live(
     async with running_stack(
         "chdb", tmp_path, chdb_engine, chdb_http, evaluator_url=sql_url, clock=clock
     ) as stack:
-        yield Live(stack, clock, f"p{secrets.token_hex(5)}")
+        project = f"p{secrets.token_hex(5)}"
+        await new_project(stack, project)
+        yield Live(stack, clock, project)

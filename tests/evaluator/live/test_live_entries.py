@@ -71,6 +71,7 @@ async def test_a_follower_sees_new_entries_as_they_are_made(live: Live) -> None:
         timeout=TIMEOUT,
     )
     try:
+        await call.initial_metadata()  # following from here on
         await live.ingest(event("e1", "u1", "Buy", T0))
         response = await call.read()
         assert isinstance(response, pb.StreamLiveEntriesResponse)

@@ -15,13 +15,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
-
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
+from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
 
 from ..support import event, stream
 from .helpers import inaction, single
@@ -41,6 +40,7 @@ async def serving(data_dir: Path, log: Path) -> AsyncIterator[tuple[str, int]]:
     """`segments serve all` on a free port, logging to `log`; yields (address, pid)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENTS_")}
     env["SEGMENTS_DATA_DIR"] = str(data_dir)
+    env["SEGMENTS_BOOTSTRAP_ADMIN_KEY"] = ADMIN_KEY
     with log.open("w") as out:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli", "serve", "all", "--port", "0",
@@ -64,7 +64,8 @@ async def test_sigkill_with_pending_timers_and_unread_entries(tmp_path: Path) ->
     project = "killed"
     now = datetime.now(UTC)
     async with serving(data, tmp_path / "first.log") as (address, pid):
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with authorized_channel(address) as channel:
+            await create_project(channel, project)
             definitions = dpb_grpc.SegmentDefinitionServiceStub(channel)
             evaluator = pb_grpc.SegmentEvaluatorServiceStub(channel)
             for segment_id, definition in (
@@ -94,7 +95,7 @@ async def test_sigkill_with_pending_timers_and_unread_entries(tmp_path: Path) ->
     # killed before T elapsed: the timers were pending
     async with (
         serving(data, tmp_path / "second.log") as (address, _),
-        grpc.aio.insecure_channel(address) as channel,
+        authorized_channel(address) as channel,
     ):
         evaluator = pb_grpc.SegmentEvaluatorServiceStub(channel)
         call = evaluator.StreamLiveEntries(
