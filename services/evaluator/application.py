@@ -260,14 +260,21 @@ class Evaluator:
     async def store_events(
         self, prepared: PreparedEvents, chain: LiveChain | None = None
     ) -> tuple[int, int]:
-        """Stores a prepared batch in the events store, then has the live engine match it:
-        through `chain` (the caller waits for it before answering, so that a crash in between
-        makes the caller send the batch again), or at once."""
-        counts = await self.events.add_prepared(prepared)
-        if chain is not None:
-            await chain.add(prepared.project, prepared.batch)
-        elif self.live is not None:
-            await self.live.on_events(prepared.project, prepared.batch)
+        """Stores a prepared batch in the events store and has the live engine match it: through
+        `chain`, while the batch is stored (the caller waits for the chain before answering, so
+        that a crash in between makes the caller send the batch again), or after it."""
+        if chain is None:
+            counts = await self.events.add_prepared(prepared)
+            if self.live is not None:
+                await self.live.on_events(prepared.project, prepared.batch)
+            return counts
+        stored = await chain.add(prepared.project, prepared.batch)
+        try:
+            counts = await self.events.add_prepared(prepared)
+        except BaseException:
+            stored.set_result(False)
+            raise
+        stored.set_result(True)
         return counts
 
     def live_chain(self) -> LiveChain:

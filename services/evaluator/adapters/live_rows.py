@@ -95,14 +95,14 @@ def entry_from_row(row: Any) -> Entry:
 
 
 def timer_from_row(row: Any) -> Timer:
-    event = event_from_json(row.event_json)
-    assert event is not None
     return Timer(
         timer_id=row.timer_id,
         project=row.project,
         segment=segment_name(row.project, row.segment_id),
         user_id=row.user_id,
-        event=event,
+        event_id=row.event_id,
+        a_time=from_ms(int(row.a_ms)),
         due=from_ms(int(row.due_ms)),
         trigger_key=row.trigger_key,
+        event_json=row.event_json,
     )

@@ -174,6 +174,7 @@ class LiveStore:
                 "segment_id": segment_id_of(t.segment), "user_id": t.user_id,
                 "trigger_key": t.trigger_key, "due_ms": to_ms(t.due),
                 "event_json": event_to_json(t.event), "state": "pending", "claim": "",
+                "event_id": t.event.event_id, "a_ms": to_ms(t.event.event_time),
             }
             for t in timers
         ]  # fmt: skip
@@ -223,7 +224,10 @@ class LiveStore:
             return []
         admitted.sort(key=lambda item: item[0].entry_time)  # ties keep the order of arrival
         entries: list[Entry] = []
+        stored_json: dict[str, str] = {}
         for o, _ in admitted:
+            if o.event_json is not None:
+                stored_json[o.entry_id] = o.event_json
             cursor += 1
             entries.append(
                 Entry(cursor, o.entry_id, _project_of(o.segment), o.segment, o.user_id,
@@ -234,7 +238,7 @@ class LiveStore:
                 "cursor": e.cursor, "entry_id": e.entry_id, "project": e.project,
                 "segment_id": segment_id_of(e.segment), "user_id": e.user_id,
                 "entry_ms": to_ms(e.entry_time), "create_ms": to_ms(now), "late": e.late,
-                "event_json": event_to_json(e.event),
+                "event_json": stored_json.get(e.entry_id) or event_to_json(e.event),
             }
             for e in entries
         ]  # fmt: skip

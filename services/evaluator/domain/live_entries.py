@@ -54,6 +54,8 @@ class Occurrence:
     occurrence: str  # "event:<id>", "timer:<id>", "session:<id>", "day:<yyyy-mm-dd>"
     entry_time: datetime  # when the user qualified
     event: LiveEvent | None = None
+    #: the event as stored with a timer (instead of `event`: copied into the entry as it is)
+    event_json: str | None = None
 
     @property
     def entry_id(self) -> str:
@@ -169,27 +171,30 @@ class TimerStart:
 
 @dataclass(frozen=True)
 class Timer:
-    """A stored timer (see `TimerStart`)."""
+    """A stored timer (see `TimerStart`): its A event kept as stored (`event_json`), read only
+    to be copied into the entry."""
 
     timer_id: str
     project: str
     segment: str
     user_id: str
-    event: LiveEvent
+    event_id: str  # the A event's id
+    a_time: datetime  # the A event's time
     due: datetime
     trigger_key: str
+    event_json: str
 
 
 def followed_by_b(timer: Timer, b_times: Sequence[datetime]) -> bool:
     """Whether a B in (t_A, t_A + T] cancels the timer ("within" includes T exactly)."""
-    a_time = timer.event.event_time
-    return any(a_time < b <= timer.due for b in b_times)
+    return any(timer.a_time < b <= timer.due for b in b_times)
 
 
 def timer_occurrence(timer: Timer) -> Occurrence:
     return Occurrence(
-        timer.segment, timer.user_id, f"timer:{timer.event.event_id}", timer.due, timer.event
-    )
+        timer.segment, timer.user_id, f"timer:{timer.event_id}", timer.due,
+        event_json=timer.event_json,
+    )  # fmt: skip
 
 
 # --- date triggers ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -118,8 +118,17 @@ class LiveEngine:
 
     # --- ingest and profiles ------------------------------------------------------------------
 
-    async def on_events(self, project: str, batch: EventBatch) -> None:
-        """Matches a stored batch against the project's live segments and writes what it made."""
+    async def on_events(
+        self, project: str, batch: EventBatch, stored: Awaitable[bool] | None = None
+    ) -> None:
+        """Matches a batch against the project's live segments and writes what it made.
+
+        `stored` (when given) is True once the batch is in the events store (False: storing
+        failed, the call fails and the batch will be sent again). Entries that need no query
+        of the events (segments without a past-behaviour part) are written at once, while the
+        batch is being stored; timers (whose B may be in this very batch) and entries of
+        segments with a past-behaviour part (checked with the batch's events in view) after.
+        """
         await self.wait_ready()
         now = self.clock()
         matches = self.index.match_batch(project, batch, now, self.settings.max_event_age)
@@ -128,10 +137,31 @@ class LiveEngine:
         occurrences = list(matches.occurrences)
         if matches.page_views:
             occurrences += await self._page_counts(matches.page_views)
-        occurrences = await self.qualified(occurrences, now)
-        await self.commit(Outbox(timers=matches.timers, occurrences=occurrences), now)
+        at_once, later = self._split(occurrences)
+        if at_once:
+            await self.commit(Outbox(occurrences=at_once), now)
+        if not (later or matches.timers):
+            return
+        if stored is not None and not await stored:
+            return
+        later = await self.qualified(later, now)
+        await self.commit(Outbox(timers=matches.timers, occurrences=later), now)
         if matches.timers:
             self.timers_changed.set()
+
+    def _split(
+        self, occurrences: Sequence[Occurrence]
+    ) -> tuple[list[Occurrence], list[Occurrence]]:
+        """(occurrences of segments without a past-behaviour part, the others)."""
+        plain: list[Occurrence] = []
+        checked: list[Occurrence] = []
+        for o in occurrences:
+            compiled = self.index.get(o.segment)
+            if compiled is None:
+                continue  # deleted meanwhile
+            has_past = compiled.segment.definition.past_behavior is not None
+            (checked if has_past else plain).append(o)
+        return plain, checked
 
     async def on_profiles(self, project: str, user_ids: Sequence[str]) -> None:
         """Checks the project's date triggers for profiles just written."""
@@ -222,21 +252,29 @@ class LiveChain:
         self._depth = depth
         self._tasks: deque[asyncio.Task[None]] = deque()
 
-    async def add(self, project: str, batch: EventBatch) -> None:
+    async def add(self, project: str, batch: EventBatch) -> asyncio.Future[bool]:
+        """Starts matching `batch`; the caller sets the returned future to True once the batch
+        is stored (False when storing failed)."""
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if self._engine is None:
-            return
+            return stored
         while len(self._tasks) >= self._depth:
             await self._tasks.popleft()
         previous = self._tasks[-1] if self._tasks else None
-        self._tasks.append(asyncio.create_task(self._run(previous, project, batch)))
+        self._tasks.append(asyncio.create_task(self._run(previous, project, batch, stored)))
+        return stored
 
     async def _run(
-        self, previous: asyncio.Task[None] | None, project: str, batch: EventBatch
+        self,
+        previous: asyncio.Task[None] | None,
+        project: str,
+        batch: EventBatch,
+        stored: asyncio.Future[bool],
     ) -> None:
         if previous is not None:
             await asyncio.shield(previous)  # in order; a failure before stops the rest
         assert self._engine is not None
-        await self._engine.on_events(project, batch)
+        await self._engine.on_events(project, batch, asyncio.shield(stored))
 
     async def finish(self) -> None:
         """Waits until every batch added is matched and written; raises the first failure."""

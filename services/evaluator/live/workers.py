@@ -120,7 +120,7 @@ class LiveWorkers:
             assert isinstance(trigger, InactionWithinTrigger)  # the same trigger made them
             b_times = await event_times(
                 engine.ch, compiled.segment.project, trigger.did_not,
-                [t.user_id for t in group], min(t.event.event_time for t in group),
+                [t.user_id for t in group], min(t.a_time for t in group),
                 max(t.due for t in group), now, compiled.segment.time_zone,
             )  # fmt: skip
             for timer in group:

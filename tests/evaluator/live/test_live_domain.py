@@ -124,8 +124,7 @@ def test_page_counts() -> None:
 
 
 def test_the_inaction_boundary() -> None:
-    a = LiveEvent("a", "u", "A", T0)
-    timer = Timer("t", "p", "s", "u", a, T0 + timedelta(minutes=10), "k")
+    timer = Timer("t", "p", "s", "u", "a", T0, T0 + timedelta(minutes=10), "k", "{}")
     assert followed_by_b(timer, [T0 + timedelta(minutes=10)])  # B exactly at T cancels
     assert not followed_by_b(timer, [T0 + timedelta(minutes=10, milliseconds=1)])
     assert not followed_by_b(timer, [T0])  # B at A's own time is not after it

@@ -99,3 +99,15 @@ async def test_two_evaluators_sharing_one_store_fire_each_timer_once(live: Live)
         assert await live.engine.store.next_due() is None  # none left pending
     finally:
         await server.stop()
+
+
+async def test_a_late_a_and_its_b_in_one_batch_make_no_entry(live: Live) -> None:
+    await live.define("abandoned", inaction("Added to Cart", "Charged", T))
+    live.clock.set(T0 + timedelta(hours=1))  # both arrive after A's T elapsed
+    await live.ingest(
+        event("a1", "u1", "Added to Cart", T0),
+        event("b1", "u1", "Charged", T0 + timedelta(minutes=5)),
+        event("a2", "u2", "Added to Cart", T0),
+    )
+    await live.workers.fire_due_timers()
+    assert users(await live.entries(1)) == ["u2"]

@@ -56,6 +56,8 @@ def upgrade() -> None:
         sa.Column("segment_id", sa.String(63), nullable=False),
         sa.Column("user_id", sa.String(256), nullable=False),
         sa.Column("trigger_key", sa.String(32), nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=False),
+        _ms("a_ms"),
         _ms("due_ms"),
         sa.Column("event_json", sa.Text(), nullable=False),
         sa.Column("state", sa.String(10), nullable=False),
