@@ -116,6 +116,7 @@ EXPENSIVE_RPCS: frozenset[str] = frozenset(
         _EVALUATOR + "EstimateDefinition",
         _EVALUATOR + "StreamAudience",
         _EVALUATOR + "CreateSnapshot",
+        _EVALUATOR + "CountLiveEntries",
         _REPORTING + "RunDailyJob",
         _EXPORT + "CreateExportJob",
         _EXPORT + "StreamExportJob",

@@ -207,6 +207,9 @@ SAMPLES: dict[str, Sample] = {
     DEFINITION + "ListApiKeys": lambda c: _done(access_pb2.ListApiKeysRequest()),
     DEFINITION + "RevokeApiKey": lambda c: _key_request(c, access_pb2.RevokeApiKeyRequest),
     DEFINITION + "CheckAccess": lambda c: _done(access_pb2.CheckAccessRequest()),
+    DEFINITION + "WatchLiveSegments": lambda c: _done(
+        dpb.WatchLiveSegmentsRequest(parent=c.parent)
+    ),
     DEFINITION + "ListAuditRecords": lambda c: _done(
         access_pb2.ListAuditRecordsRequest(parent=c.parent)
     ),
