@@ -1,11 +1,11 @@
 """Access-check overhead: `python -m bench.access [--quick]`.
 
-Runs all four services in this process twice per round, once with the access check (API key,
-role, project, audit of writes, limits) and once with a pass-through interceptor in its place,
-and measures event ingest (client-streaming, audited once per call) and batch membership
-(unary, one cached decision per call) through gRPC. Each round runs both, in alternating
-order, so that a busy machine affects both alike; the medians of each are compared as ratios
-(checked / unchecked).
+Runs all four services in this process twice at once, one with the access check (API key,
+role, project, audit of writes, limits) and one with a pass-through interceptor in its place,
+and measures event ingest (client-streaming, audited once per call; rounds alternate which
+goes first) and batch membership (unary, one cached decision per call; calls alternate
+between the two) through gRPC, so that a busy machine affects both alike. The medians are
+compared as ratios (checked / unchecked).
 Quick mode: 2 rounds, 50,000 events, 100 membership calls; full: 5 rounds, 300,000, 500.
 """
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,18 +55,28 @@ class _PassThrough(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return await continuation(handler_call_details)
 
 
-async def _round(checked: bool, events: int, calls: int, root: Path) -> tuple[float, float]:
-    """(events per second, milliseconds per membership call) of one server."""
+@dataclass
+class _Suite:
+    server: RunningServer
+    channel: grpc.aio.Channel
+
+    @property
+    def evaluator(self) -> egrpc.SegmentEvaluatorServiceAsyncStub:
+        return egrpc.SegmentEvaluatorServiceStub(self.channel)
+
+
+async def _start(checked: bool, root: Path) -> _Suite:
+    """All four services in this process; `checked` False: the pass-through instead of the
+    access check."""
     # the bootstrap installs the check under this name: swapped for the baseline only
     namespace = vars(bootstrap)
     original = namespace["AccessInterceptor"]
     if not checked:
         namespace["AccessInterceptor"] = _PassThrough
-    directory = root / uuid.uuid4().hex[:8]
     config = all_in_one_config(
         replace(
             Config(),
-            data_dir=directory,
+            data_dir=root / ("checked" if checked else "unchecked"),
             bootstrap_admin_key=KEY,
             clickhouse_database=f"bench_access_{uuid.uuid4().hex[:8]}",
             log_level="WARNING",
@@ -75,69 +85,86 @@ async def _round(checked: bool, events: int, calls: int, root: Path) -> tuple[fl
         0,
     )
     server = RunningServer(build_services("all", config), config)
-    await server.start()
     try:
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            await dgrpc.SegmentDefinitionServiceStub(channel).CreateProject(
-                dpb.CreateProjectRequest(project_id="bench"), metadata=AUTH
-            )
-            when = datetime_to_timestamp(datetime.now(UTC))
-            batches = [
-                epb.IngestEventsRequest(
-                    parent="projects/bench",
-                    events=[
-                        epb.Event(
-                            event_id=f"{b}-{k}",
-                            user_id=f"u{k % 5000}",
-                            event_name="Viewed",
-                            event_time=when,
-                        )
-                        for k in range(5000)
-                    ],
-                )
-                for b in range(events // 5000)
-            ]
-
-            async def requests() -> AsyncIterator[epb.IngestEventsRequest]:
-                for batch in batches:
-                    yield batch
-
-            stub = egrpc.SegmentEvaluatorServiceStub(channel)
-            started = time.perf_counter()
-            reply = await stub.IngestEvents(requests(), metadata=AUTH)
-            ingest_rate = reply.accepted_count / (time.perf_counter() - started)
-            request = epb.CheckMembershipRequest(
-                segment="projects/bench/segments/all-users", user_ids=["u1", "u2", "nobody"]
-            )
-            await stub.CheckMembership(request, metadata=AUTH)  # warm
-            started = time.perf_counter()
-            for _ in range(calls):
-                await stub.CheckMembership(request, metadata=AUTH)
-            membership_ms = (time.perf_counter() - started) / calls * 1000
+        await server.start()
     finally:
-        await server.stop()
         namespace["AccessInterceptor"] = original
-    return ingest_rate, membership_ms
+    channel = grpc.aio.insecure_channel(server.address)
+    await dgrpc.SegmentDefinitionServiceStub(channel).CreateProject(
+        dpb.CreateProjectRequest(project_id="bench"), metadata=AUTH
+    )
+    return _Suite(server, channel)
+
+
+async def _ingest(suite: _Suite, round_: int, events: int) -> float:
+    """Events per second of one IngestEvents call of `events` new events."""
+    when = datetime_to_timestamp(datetime.now(UTC))
+    batches = [
+        epb.IngestEventsRequest(
+            parent="projects/bench",
+            events=[
+                epb.Event(
+                    event_id=f"{round_}-{b}-{k}",
+                    user_id=f"u{k % 5000}",
+                    event_name="Viewed",
+                    event_time=when,
+                )
+                for k in range(5000)
+            ],
+        )
+        for b in range(events // 5000)
+    ]
+
+    async def requests() -> AsyncIterator[epb.IngestEventsRequest]:
+        for batch in batches:
+            yield batch
+
+    started = time.perf_counter()
+    reply = await suite.evaluator.IngestEvents(requests(), metadata=AUTH)
+    return float(reply.accepted_count) / (time.perf_counter() - started)
+
+
+async def _membership(suite: _Suite) -> float:
+    """Milliseconds of one CheckMembership call."""
+    request = epb.CheckMembershipRequest(
+        segment="projects/bench/segments/all-users", user_ids=["u1", "u2", "nobody"]
+    )
+    started = time.perf_counter()
+    await suite.evaluator.CheckMembership(request, metadata=AUTH)
+    return (time.perf_counter() - started) * 1000
 
 
 async def measure(rounds: int, events: int, calls: int) -> dict[str, Any]:
-    results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    """Both servers run at once; their calls alternate, so that load hits both alike."""
+    ingest: dict[bool, list[float]] = {True: [], False: []}
+    membership: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as root:
-        for i in range(rounds):
-            for checked in (True, False) if i % 2 == 0 else (False, True):
-                results[checked].append(await _round(checked, events, calls, Path(root)))
-    ingest = {k: statistics.median(r[0] for r in v) for k, v in results.items()}
-    membership = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
+        suites = {checked: await _start(checked, Path(root)) for checked in (True, False)}
+        try:
+            for i in range(rounds):
+                for checked in (True, False) if i % 2 == 0 else (False, True):
+                    ingest[checked].append(await _ingest(suites[checked], i, events))
+            for checked in (True, False):
+                await _membership(suites[checked])  # warm
+            for _ in range(calls):
+                for checked in (True, False):
+                    membership[checked].append(await _membership(suites[checked]))
+        finally:
+            for suite in suites.values():
+                await suite.channel.close(None)
+                await suite.server.stop()
+    rate = {k: statistics.median(v) for k, v in ingest.items()}
+    latency = {k: statistics.median(v) for k, v in membership.items()}
     return {
         "rounds": rounds,
         "events": events,
         "membership_calls": calls,
-        "ingest_events_per_s_checked": round(ingest[True]),
-        "ingest_events_per_s_unchecked": round(ingest[False]),
-        "ingest_checked_vs_unchecked": round(ingest[True] / ingest[False], 3),
-        "membership_ms_checked": round(membership[True], 3),
-        "membership_ms_unchecked": round(membership[False], 3),
-        "membership_checked_vs_unchecked": round(membership[True] / membership[False], 3),
+        "ingest_events_per_s_checked": round(rate[True]),
+        "ingest_events_per_s_unchecked": round(rate[False]),
+        "ingest_checked_vs_unchecked": round(rate[True] / rate[False], 3),
+        "membership_ms_checked": round(latency[True], 3),
+        "membership_ms_unchecked": round(latency[False], 3),
+        "membership_checked_vs_unchecked": round(latency[True] / latency[False], 3),
     }
 
 
