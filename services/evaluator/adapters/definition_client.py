@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from libs.common.errors import (
-    DeadlineExceeded,
-    DomainError,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
-    Unavailable,
-)
+from libs.common.errors import NotFound
 from libs.common.peers import open_peer_channel, peer_metadata
-from libs.common.status import field_violations
+from libs.common.status import peer_error
 from libs.model.definition import Definition
 from libs.model.definition_proto import definition_from_proto
 from libs.model.definition_to_proto import definition_to_proto
@@ -24,23 +14,9 @@ from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from services.evaluator.domain.ports import ResolvedSegment
 
-_CODES: dict[grpc.StatusCode, type[DomainError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-}
 
-
-def _translate(exc: grpc.aio.AioRpcError) -> DomainError:
-    kind = _CODES.get(exc.code(), Internal)
-    message = f"definition service: {exc.details() or exc.code().name}"
-    if kind is InvalidArgument:
-        return InvalidArgument(message, violations=field_violations(exc))
-    return kind(message)
+def _translate(exc: grpc.aio.AioRpcError) -> Exception:
+    return peer_error(exc, "definition service")
 
 
 class GrpcSegmentSource:
