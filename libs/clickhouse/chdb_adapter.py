@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import chdb
+import pyarrow as pa
 
 from libs.clickhouse.common import (
+    ARROW_SETTINGS,
+    arrow_batches,
     bind,
     check_identifier,
     decode_native,
@@ -224,12 +227,13 @@ class ChdbClickHouse:
         data = await self._run(sql, "Native", params, settings)
         return decode_native(data)
 
-    async def query_stream(
-        self, sql: str, params: Params | None = None, settings: Settings | None = None
-    ) -> AsyncIterator[list[Row]]:
+    async def _stream_native(
+        self, sql: str, params: Params | None, settings: Settings | None, fmt: str = "Native"
+    ) -> AsyncGenerator[bytes, None]:
+        """The output of a SELECT in `fmt`, chunk by chunk (each fetched in a worker thread)."""
         bound_sql, bound = bind(sql, params)
         merged = merged_settings(self._base, settings)
-        chunks = self._engine.stream(self._database, bound_sql, "Native", bound, merged)
+        chunks = self._engine.stream(self._database, bound_sql, fmt, bound, merged)
         try:
             while True:
                 try:
@@ -239,11 +243,29 @@ class ChdbClickHouse:
                 if data is _FETCH_DONE:
                     break
                 assert isinstance(data, bytes)
+                yield data
+        finally:
+            await asyncio.to_thread(chunks.close)
+
+    async def query_stream(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncIterator[list[Row]]:
+        async with contextlib.aclosing(self._stream_native(sql, params, settings)) as chunks:
+            async for data in chunks:
                 rows = decode_native(data)
                 if rows:
                     yield rows
-        finally:
-            await asyncio.to_thread(chunks.close)
+
+    async def query_stream_arrow(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
+        merged = {**ARROW_SETTINGS, **(settings or {})}
+        chunks = self._stream_native(sql, params, merged, "ArrowStream")
+        async with contextlib.aclosing(chunks):
+            async for data in chunks:
+                for batch in arrow_batches(data):
+                    if batch.num_rows:
+                        yield batch
 
     async def command(
         self, sql: str, params: Params | None = None, settings: Settings | None = None

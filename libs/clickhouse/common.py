@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
 from clickhouse_connect.driver import ctypes as ch_ctypes
 from clickhouse_connect.driver.binding import bind_query
 from clickhouse_connect.driver.query import QueryContext, QueryResult
@@ -238,17 +239,38 @@ class _Chunks:
         return None
 
 
-def decode_native(data: bytes) -> list[Row]:
-    """Decodes ClickHouse Native-format bytes with clickhouse-connect's own decoder, so that the
-    embedded adapter returns exactly the Python types the HTTP adapter does."""
-    if not data:
-        return []
+def _parse_native(data: bytes) -> QueryResult:
     # the buffer class the driver itself uses (its C implementation when available)
     buffer = ch_ctypes.RespBuffCls(_Chunks([data]))  # type: ignore[no-untyped-call]
     result = NativeTransform.parse_response(buffer, QueryContext())
     if not isinstance(result, QueryResult):
         raise Internal("unexpected columnar result from the Native decoder")
-    return normalise_rows(result.result_rows)
+    return result
+
+
+def decode_native(data: bytes) -> list[Row]:
+    """Decodes ClickHouse Native-format bytes with clickhouse-connect's own decoder, so that the
+    embedded adapter returns exactly the Python types the HTTP adapter does."""
+    if not data:
+        return []
+    return normalise_rows(_parse_native(data).result_rows)
+
+
+#: Settings of an ArrowStream result: String columns as utf8 (not binary).
+ARROW_SETTINGS: dict[str, int | float | str] = {"output_format_arrow_string_as_string": 1}
+
+
+def arrow_batches(source: Any) -> Iterator[pa.RecordBatch]:
+    """The record batches of ArrowStream output read from `source` (bytes or a binary file):
+    one IPC stream (a server), or several back to back (the embedded engine writes one per
+    block)."""
+    stream = pa.BufferReader(source) if isinstance(source, bytes) else source
+    while True:
+        try:
+            reader = pa.ipc.open_stream(stream)
+        except (pa.ArrowInvalid, EOFError):  # nothing left: no further stream begins
+            return
+        yield from reader
 
 
 def map_engine_error(exc: BaseException, *, connection: bool = False) -> DomainError:

@@ -8,15 +8,19 @@ embedded adapter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from libs.clickhouse.common import (
+    ARROW_SETTINGS,
     INSERT_FORMAT,
+    arrow_batches,
     check_identifier,
     decode_native,
     encode_insert,
@@ -102,36 +106,64 @@ class HttpClickHouse:
             raise _map(exc) from exc
         return decode_native(bytes(data))
 
+    async def _drain(
+        self, start: Callable[[], tuple[Callable[[], Any], Iterator[Any]]]
+    ) -> AsyncGenerator[Any, None]:
+        """The items of a blocking iterator that `start()` opens (with its close function),
+        each fetched in a worker thread; driver failures mapped to domain errors."""
+        try:
+            close, items = await asyncio.to_thread(start)
+        except Exception as exc:
+            raise _map(exc) from exc
+        try:
+            while True:
+                try:
+                    item = await asyncio.to_thread(next, items, _DONE)
+                except Exception as exc:
+                    raise _map(exc) from exc
+                if item is _DONE:
+                    break
+                yield item
+        finally:
+            await asyncio.to_thread(close)
+
     async def query_stream(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> AsyncIterator[list[Row]]:
         values = normalise_params(params)
         merged = merged_settings(self._base, settings)
 
-        def start() -> tuple[Any, Iterator[Any]]:
+        def start() -> tuple[Callable[[], Any], Iterator[Any]]:
             stream = self._client.query_row_block_stream(
                 sql, parameters=values or None, settings=merged
             )
             context = stream.__enter__()
-            return stream, iter(context)
+            return lambda: stream.__exit__(None, None, None), iter(context)
 
-        try:
-            stream, blocks = await asyncio.to_thread(start)
-        except Exception as exc:
-            raise _map(exc) from exc
-        try:
-            while True:
-                try:
-                    block = await asyncio.to_thread(next, blocks, _DONE)
-                except Exception as exc:
-                    raise _map(exc) from exc
-                if block is _DONE:
-                    break
+        blocks = self._drain(start)
+        async with contextlib.aclosing(blocks):
+            async for block in blocks:
                 rows = normalise_rows(cast(list[Sequence[Any]], block))
                 if rows:
                     yield rows
-        finally:
-            await asyncio.to_thread(stream.__exit__, None, None, None)
+
+    async def query_stream_arrow(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
+        values = normalise_params(params)
+        merged = merged_settings(self._base, {**ARROW_SETTINGS, **(settings or {})})
+
+        def start() -> tuple[Callable[[], Any], Iterator[pa.RecordBatch]]:
+            raw = self._client.raw_stream(
+                sql, parameters=values or None, settings=merged, fmt="ArrowStream"
+            )
+            return raw.close, arrow_batches(raw)
+
+        batches = self._drain(start)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                if batch.num_rows:
+                    yield batch
 
     async def command(
         self, sql: str, params: Params | None = None, settings: Settings | None = None

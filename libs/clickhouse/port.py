@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import pyarrow as pa
 
 #: One result row, columns in SELECT order. Strings are `str`, integers `int`, DateTime64 values
 #: timezone-aware UTC `datetime`, Map values `dict`, Array values `list`.
@@ -46,6 +48,14 @@ class ClickHouse(Protocol):
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> AsyncIterator[list[Row]]:
         """Runs a SELECT and yields its rows in blocks, holding one block in memory at a time."""
+        ...
+
+    def query_stream_arrow(
+        self, sql: str, params: Params | None = None, settings: Settings | None = None
+    ) -> AsyncGenerator[pa.RecordBatch, None]:
+        """Runs a SELECT and yields its result as Arrow record batches (String columns as
+        utf8), holding one in memory at a time: for reading many rows without a Python object
+        per value."""
         ...
 
     async def command(
