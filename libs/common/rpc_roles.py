@@ -72,6 +72,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _EVALUATOR + "EstimateDefinition": Role.VIEWER,
     _EVALUATOR + "ExplainSegment": Role.VIEWER,
     _EVALUATOR + "StreamAudience": Role.VIEWER,
+    _EVALUATOR + "StreamAudienceTable": Role.EXPORTER,  # the export data path
     _EVALUATOR + "CheckMembership": Role.VIEWER,
     _EVALUATOR + "CreateSnapshot": Role.EDITOR,
     _EVALUATOR + "GetSnapshot": Role.VIEWER,

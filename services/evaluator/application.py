@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
 
 from libs.clickhouse.port import ClickHouse
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -24,6 +26,11 @@ from services.evaluator.adapters.profile_store import ProfileStore
 from services.evaluator.adapters.project_locks import ProjectLocks
 from services.evaluator.adapters.snapshot_cache import DEFAULT_CACHED_MEMBERS, DEFAULT_CHECK_TTL
 from services.evaluator.adapters.snapshot_store import SnapshotInfo, SnapshotStore
+from services.evaluator.domain.audience_table import (
+    audience_table_query,
+    check_fields,
+    count_query,
+)
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
@@ -39,6 +46,16 @@ class CountResult:
     user_count: int
     sample: list[str]
     as_of: datetime
+
+
+@dataclass(frozen=True)
+class AudienceTable:
+    """A segment's members with fields of their profiles (see domain.audience_table): the
+    member count, the instant evaluated, and the record batches, read as they are iterated."""
+
+    total_count: int
+    as_of: datetime
+    batches: AsyncGenerator[pa.RecordBatch, None]
 
 
 class Evaluator:
@@ -212,6 +229,21 @@ class Evaluator:
                 del pending[:chunk_size]
         if pending:
             yield pending
+
+    async def audience_table(
+        self, segment: str, as_of: datetime | None, fields: Sequence[str], chunk_size: int
+    ) -> AudienceTable:
+        """The members as of one instant with `fields`, in user id order, `chunk_size` rows per
+        block (the count is a second evaluation as of the same instant)."""
+        check_fields(fields)
+        compiled, ctx = await self.compile_saved(segment, as_of)
+        counted = count_query(compiled)
+        rows = await self.ch.query(counted.sql, counted.params)
+        table = audience_table_query(compiled, ctx.project, fields)
+        batches = self.ch.query_stream_arrow(
+            table.sql, table.params, settings={"max_block_size": chunk_size}
+        )
+        return AudienceTable(int(rows[0][0]), ctx.as_of, batches)
 
     async def check_membership(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from services.evaluator.adapters.snapshot_store import SnapshotInfo
 from services.evaluator.application import Evaluator
+from services.evaluator.audience_messages import table_chunks
 from services.evaluator.domain.names import (
     check_user_id,
     parse_profile,
@@ -294,6 +296,23 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
                 for user_id in ids:
                     out.members.append(audience_member(user_id, profiles.get(user_id), fields))
             yield out
+
+    async def StreamAudienceTable(
+        self, request: pb.StreamAudienceTableRequest, context: Ctx
+    ) -> AsyncIterator[pb.StreamAudienceTableResponse]:
+        size = request.chunk_size or 10_000
+        if not 1 <= size <= 100_000:
+            raise InvalidArgument.field("chunk_size", "must be 1 to 100,000")
+        table = await self.ev.audience_table(
+            request.segment, _as_of(request), list(request.fields), size
+        )
+        yield pb.StreamAudienceTableResponse(
+            total_count=table.total_count, as_of=datetime_to_timestamp(table.as_of)
+        )
+        async with contextlib.aclosing(table.batches) as batches:
+            async for batch in batches:
+                for chunk in table_chunks(batch):
+                    yield chunk
 
     async def CheckMembership(
         self, request: pb.CheckMembershipRequest, context: Ctx

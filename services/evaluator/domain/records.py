@@ -153,6 +153,11 @@ def split_properties(properties: Mapping[str, Scalar]) -> TypedProps:
     return TypedProps(*typed_maps(properties))
 
 
+def valid_property_name(name: str) -> bool:
+    """Whether a property can be ingested under `name`."""
+    return bool(_PROPERTY.fullmatch(name))
+
+
 def check_time(value: datetime | None) -> str | None:
     if value is None:
         return "is required"
