@@ -134,6 +134,13 @@ class Config:
     live_retention_days: float = 30.0
     # Live segments: an event older than this (event time vs arrival) triggers nothing.
     live_max_event_age_seconds: float = 86_400.0
+    # Export jobs: jobs one process runs at once (0: this process runs none), running jobs
+    # per project, seconds after which a silent worker's job is taken over, and how long
+    # finished files are kept.
+    export_workers: int = 2
+    export_max_running_per_project: int = 2
+    export_lease_seconds: float = 15.0
+    export_file_ttl_seconds: float = 7 * 86400.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -234,6 +241,20 @@ class Config:
                 "SEGMENTS_LIVE_MAX_EVENT_AGE_SECONDS must be positive and at most "
                 f"SEGMENTS_LIVE_RETENTION_DAYS in seconds, got {max_age} and {retention} days"
             )
+        workers = _int(env, "SEGMENTS_EXPORT_WORKERS", defaults.export_workers)
+        per_project = _int(
+            env, "SEGMENTS_EXPORT_MAX_RUNNING_PER_PROJECT", defaults.export_max_running_per_project
+        )
+        lease = _float(env, "SEGMENTS_EXPORT_LEASE_SECONDS", defaults.export_lease_seconds)
+        ttl = _float(env, "SEGMENTS_EXPORT_FILE_TTL_SECONDS", defaults.export_file_ttl_seconds)
+        if workers < 0 or per_project < 1 or lease < 2 or ttl <= 0:
+            raise ConfigError(
+                "SEGMENTS_EXPORT_WORKERS must be at least 0, "
+                "SEGMENTS_EXPORT_MAX_RUNNING_PER_PROJECT at least 1, "
+                "SEGMENTS_EXPORT_LEASE_SECONDS at least 2 and "
+                f"SEGMENTS_EXPORT_FILE_TTL_SECONDS above 0, got {workers}, {per_project}, "
+                f"{lease} and {ttl}"
+            )
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -278,6 +299,10 @@ class Config:
             trace_sample_ratio=ratio,
             live_retention_days=retention,
             live_max_event_age_seconds=max_age,
+            export_workers=workers,
+            export_max_running_per_project=per_project,
+            export_lease_seconds=lease,
+            export_file_ttl_seconds=ttl,
         )
 
 

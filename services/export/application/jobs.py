@@ -1,0 +1,180 @@
+"""CreateExportJob, GetExportJob, ListExportJobs and CancelExportJob."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from libs.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from services.export.application.context import Deps
+from services.export.domain.columns import check_fields
+from services.export.domain.jobs import (
+    Destination,
+    ExportJob,
+    JobState,
+    cancelled,
+    check_cancellable,
+    output_path,
+    parse_job_name,
+    parse_project,
+    parse_segment,
+)
+from services.export.domain.ports import JobTransaction, RequestIdTaken
+
+MAX_PAGE_SIZE = 100
+MAX_REQUEST_ID = 128
+#: an as_of this far ahead of the clock is still "now" (clocks of two machines differ)
+CLOCK_SKEW = timedelta(seconds=5)
+#: how long CancelExportJob waits for a job running elsewhere to stop
+CANCEL_WAIT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class NewJob:
+    parent: str
+    segment: str
+    fields: tuple[str, ...]
+    destination: Destination
+    byte_order_mark: bool
+    as_of: datetime | None
+    creator: str
+    request_id: str = ""
+
+
+def _check_request_id(request_id: str) -> None:
+    if len(request_id) > MAX_REQUEST_ID or any(ord(c) < 33 for c in request_id):
+        raise InvalidArgument.field(
+            "request_id", f"at most {MAX_REQUEST_ID} printable characters without spaces"
+        )
+
+
+async def _load(tx: JobTransaction, name: str, *, lock: bool = False) -> ExportJob:
+    project, job_id = parse_job_name(name)
+    job = await tx.get(project, job_id, lock=lock)
+    if job is None:
+        raise NotFound(f"export job {name} not found", reason="EXPORT_JOB_NOT_FOUND")
+    return job
+
+
+async def create_job(deps: Deps, new: NewJob) -> ExportJob:
+    """Records a PENDING job and returns it; a retry with the same request id returns the job
+    created first. The segment must exist."""
+    project = parse_project(new.parent)
+    segment = parse_segment(new.segment, project, "export_job.segment")
+    fields = check_fields(new.fields, "export_job.fields")
+    _check_request_id(new.request_id)
+    now = deps.clock()
+    if new.as_of is not None and new.as_of > now + CLOCK_SKEW:
+        raise InvalidArgument.field("export_job.as_of", "must not be in the future")
+    job = ExportJob(
+        project=project,
+        job_id=secrets.token_hex(8),
+        segment=segment,
+        fields=fields,
+        destination=new.destination,
+        byte_order_mark=new.byte_order_mark,
+        as_of=new.as_of or now,
+        creator=new.creator,
+        create_time=now,
+        update_time=now,
+        request_id=new.request_id,
+    )
+    if new.request_id:
+        async with deps.store.transaction() as tx:
+            stored = await tx.by_request_id(project, new.request_id)
+        if stored is not None:
+            return stored
+    await deps.catalog.check_exists(segment)
+    try:
+        created = await _insert(deps, job)
+    except RequestIdTaken:
+        # a concurrent call with the same request id committed first: its job is the answer
+        async with deps.store.transaction() as tx:
+            stored = await tx.by_request_id(project, new.request_id)
+        assert stored is not None
+        return stored
+    deps.runs.wake.set()
+    return created
+
+
+async def _insert(deps: Deps, job: ExportJob) -> ExportJob:
+    limit = deps.settings.max_unfinished_per_project
+    async with deps.store.transaction() as tx:
+        if await tx.unfinished_count(job.project) >= limit:
+            raise ResourceExhausted(
+                f"projects/{job.project} already has {limit} pending or running export jobs; "
+                "wait for some to finish or cancel some",
+                reason="EXPORT_QUEUE_FULL",
+                metadata={"limit": str(limit)},
+            )
+        await tx.insert(job)
+    return job
+
+
+async def get_job(deps: Deps, name: str) -> ExportJob:
+    async with deps.store.transaction() as tx:
+        return await _load(tx, name)
+
+
+def _page_token(job: ExportJob) -> str:
+    raw = json.dumps([job.create_time.isoformat(), job.job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _after(token: str) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        time, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(time), str(job_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidArgument.field("page_token", "not a token from a previous page") from None
+
+
+async def list_jobs(
+    deps: Deps, parent: str, page_size: int, page_token: str
+) -> tuple[list[ExportJob], str]:
+    """A page of the project's jobs, newest first, and the next page's token ("" at the end)."""
+    project = parse_project(parent)
+    if page_size < 0:
+        raise InvalidArgument.field("page_size", "must not be negative")
+    size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
+    after = _after(page_token)
+    async with deps.store.transaction() as tx:
+        found = await tx.page(project, size + 1, after)
+    page = found[:size]
+    return page, _page_token(page[-1]) if len(found) > size else ""
+
+
+async def cancel_job(deps: Deps, name: str) -> ExportJob:
+    """A pending job, or a running one whose worker is gone, is CANCELLED at once. A running
+    job is asked to stop (its worker sees the request within a heartbeat, or at once when it
+    runs in this process), and the answer waits for it to record CANCELLED."""
+    now = deps.clock()
+    async with deps.store.transaction() as tx:
+        job = await _load(tx, name, lock=True)
+        check_cancellable(job)
+        if job.state is JobState.PENDING or not job.lease_live(now):
+            job = replace(cancelled(job, now), lease_owner="", lease_expires=None)
+            await tx.update(job)
+            stopped = True
+        else:
+            job = replace(job, cancel_requested=True, update_time=now)
+            await tx.update(job)
+            stopped = False
+    if stopped:
+        if job.destination is Destination.FILE:
+            await deps.files.delete_partial(output_path(job.project, job.job_id))
+        return job
+    deps.runs.stop(job.name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_WAIT_SECONDS
+    while job.state is JobState.RUNNING and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        job = await get_job(deps, name)
+    return job

@@ -1,0 +1,250 @@
+"""Running one claimed job: members from the evaluator, CSV into a sink, progress and lease
+kept fresh by a heartbeat, and the outcome recorded.
+
+The producer reads the segment's members (one evaluation, as of the job's `as_of`) and writes
+the header and each chunk's rows. Beside it, the heartbeat records the counts and renews the
+lease every `heartbeat_seconds`; it stops the producer when the job was cancelled or when
+another worker took the job over (this one was presumed gone). The outcome is recorded in one
+transaction holding the job's row, which also decides the races: a cancel that arrived while
+the file was being finished wins, and a worker that lost its lease records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import timedelta
+
+from libs.common.errors import DomainError
+from libs.common.interceptors import status_code_for
+from libs.common.logging import get_logger
+from services.export.application.context import Deps
+from services.export.domain.csv_cells import encode_chunk, header_row
+from services.export.domain.jobs import (
+    READER_GONE,
+    Destination,
+    ExportJob,
+    JobError,
+    JobState,
+    cancelled,
+    output_path,
+    retry_or_fail,
+)
+from services.export.domain.ports import Sink
+
+_log = get_logger("segments.export")
+
+#: failures worth another attempt: a peer or the export directory unavailable
+RETRYABLE = frozenset({"UNAVAILABLE"})
+
+
+class Stop(enum.Enum):
+    """Why a run was stopped before its end."""
+
+    CANCEL = "cancel"  # CancelExportJob
+    LEASE_LOST = "lease_lost"  # another worker took the job over
+    SHUTDOWN = "shutdown"  # this process is stopping: the job waits for the next worker
+    READER_GONE = "reader_gone"  # the reader of a STREAM job went away
+
+
+Outcome = Stop | JobError | None  # None: the CSV is whole
+
+
+def job_error(exc: DomainError) -> JobError:
+    return JobError(status_code_for(exc).name, exc.reason, exc.message)
+
+
+def directory_error(exc: OSError) -> JobError:
+    return JobError(
+        "UNAVAILABLE",
+        "EXPORT_DIRECTORY_FAILED",
+        f"writing the export file failed: {exc.strerror or exc}",
+    )
+
+
+class JobRun:
+    """One attempt at a job this process holds the lease of."""
+
+    def __init__(
+        self, deps: Deps, job: ExportJob, open_sink: Callable[[], Awaitable[Sink]]
+    ) -> None:
+        self.deps = deps
+        self.job = job
+        self._open_sink = open_sink
+        self._sink: Sink | None = None
+        self.exported = 0
+        self.blocked = 0
+        self.total = 0
+        self.stopped: Stop | None = None
+        self._producer: asyncio.Task[None] | None = None
+
+    def stop(self, why: Stop) -> None:
+        """Ends the run early (the first reason given is the one recorded)."""
+        if self.stopped is None:
+            self.stopped = why
+        if self._producer is not None:
+            self._producer.cancel()
+
+    async def _produce(self) -> None:
+        job = self.job
+        self._sink = await self._open_sink()
+        async with self.deps.source.members(job.segment, job.as_of, job.fields) as table:
+            self.total = table.total_count
+            await self._sink.write(header_row(job.fields, job.byte_order_mark).encode())
+            async for chunk in table.chunks:
+                encoded = encode_chunk(chunk)
+                if encoded.data:
+                    await self._sink.write(encoded.data)
+                self.exported += encoded.exported
+                self.blocked += encoded.blocked
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.deps.settings.heartbeat_seconds)
+            try:
+                verdict = await self._beat()
+            except DomainError as exc:  # the store is away: try again at the next beat
+                _log.warning("export_heartbeat_failed", job=self.job.name, error=exc.message)
+                continue
+            if verdict is not None:
+                self.stop(verdict)
+                return
+
+    async def _beat(self) -> Stop | None:
+        deps, job = self.deps, self.job
+        now = deps.clock()
+        async with deps.store.transaction() as tx:
+            current = await tx.get(job.project, job.job_id, lock=True)
+            if current is None or not self._holds(current):
+                return Stop.LEASE_LOST
+            await tx.update(
+                replace(
+                    current,
+                    exported_count=self.exported,
+                    blocked_skipped_count=self.blocked,
+                    total_count=self.total,
+                    lease_expires=now + timedelta(seconds=deps.settings.lease_seconds),
+                    update_time=now,
+                )
+            )
+        return Stop.CANCEL if current.cancel_requested else None
+
+    def _holds(self, current: ExportJob) -> bool:
+        return current.state is JobState.RUNNING and current.lease_owner == self.deps.owner
+
+    async def _outcome(self) -> Outcome:
+        if self._producer is None:  # stopped before it began
+            return self.stopped
+        try:
+            await self._producer
+        except asyncio.CancelledError:
+            if self.stopped is None:  # the run itself was cancelled: the job waits for a worker
+                self.stopped = Stop.SHUTDOWN
+            return self.stopped
+        except DomainError as exc:
+            return job_error(exc)
+        except OSError as exc:
+            return directory_error(exc)
+        except Exception as exc:  # a bug: logged whole, recorded without detail
+            _log.error("export_job_crashed", job=self.job.name, exc_info=exc)
+            return JobError("INTERNAL", "INTERNAL", "internal error; quote the job name")
+        return self.stopped
+
+    async def run(self) -> ExportJob:
+        """Runs the job to its end and returns it as recorded (unchanged if the lease was lost)."""
+        runs = self.deps.runs
+        runs.tasks[self.job.name] = lambda: self.stop(Stop.CANCEL)
+        if self.stopped is None:
+            self._producer = asyncio.create_task(self._produce())
+        heart = asyncio.create_task(self._heartbeat())
+        try:
+            outcome = await self._outcome()
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+            runs.tasks.pop(self.job.name, None)
+        return await asyncio.shield(self._settle(outcome))
+
+    def _ended(self, current: ExportJob, outcome: Outcome) -> ExportJob:
+        """The job as it ends after `outcome` (the sink not committed)."""
+        deps, now = self.deps, self.deps.clock()
+        counts = replace(
+            current,
+            exported_count=self.exported,
+            blocked_skipped_count=self.blocked,
+            total_count=self.total,
+            lease_owner="",
+            lease_expires=None,
+            update_time=now,
+        )
+        if current.cancel_requested or outcome is Stop.CANCEL:
+            return cancelled(counts, now)
+        if outcome is Stop.SHUTDOWN:
+            # not the job's fault: this attempt does not count
+            return replace(counts, state=JobState.PENDING, attempts=max(current.attempts - 1, 0))
+        if outcome is Stop.READER_GONE:
+            return replace(counts, state=JobState.FAILED, error=READER_GONE)
+        assert isinstance(outcome, JobError)
+        state = JobState.FAILED
+        if outcome.code in RETRYABLE and current.destination is Destination.FILE:
+            state = retry_or_fail(current)
+        retry_at = now + timedelta(seconds=deps.settings.retry_seconds)
+        return replace(
+            counts,
+            state=state,
+            error=outcome,
+            not_before=retry_at if state is JobState.PENDING else None,
+        )
+
+    async def _settle(self, outcome: Outcome) -> ExportJob:
+        deps, job = self.deps, self.job
+        committed = False
+        final = job
+        try:
+            if outcome is not Stop.LEASE_LOST:
+                async with deps.store.transaction() as tx:
+                    current = await tx.get(job.project, job.job_id, lock=True)
+                    if current is not None and self._holds(current):
+                        final = await self._finish(current, outcome)
+                        committed = final.state is JobState.SUCCEEDED
+                        await tx.update(final)
+        finally:
+            if not committed and self._sink is not None:
+                with contextlib.suppress(OSError):
+                    await self._sink.discard()
+        _log.info("export_job_ended", job=job.name, state=final.state.value,
+                  exported=self.exported, blocked=self.blocked)  # fmt: skip
+        return final
+
+    async def _finish(self, current: ExportJob, outcome: Outcome) -> ExportJob:
+        """The job as it ends; when the CSV is whole, the sink is committed first."""
+        if outcome is not None or current.cancel_requested:
+            return self._ended(current, outcome)
+        try:
+            if self._sink is not None:
+                await self._sink.commit()
+        except OSError as exc:
+            return self._ended(current, directory_error(exc))
+        return self._succeeded(current)
+
+    def _succeeded(self, current: ExportJob) -> ExportJob:
+        now = self.deps.clock()
+        file = current.destination is Destination.FILE
+        ttl = timedelta(seconds=self.deps.settings.file_ttl_seconds)
+        return replace(
+            current,
+            state=JobState.SUCCEEDED,
+            exported_count=self.exported,
+            blocked_skipped_count=self.blocked,
+            # what was gone through: the count taken at the start, unless data changed since
+            total_count=self.exported + self.blocked,
+            output_path=output_path(current.project, current.job_id) if file else "",
+            expire_time=now + ttl if file else None,
+            lease_owner="",
+            lease_expires=None,
+            update_time=now,
+        )
