@@ -37,9 +37,10 @@ class SlowPeer:
     async def _relay(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
         self.calls += 1
         assert self._channel is not None
+        metadata = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-")]
         call = self._channel.unary_stream(
             self.method, request_serializer=_identity, response_deserializer=_identity
-        )(request, metadata=[(k, v) for k, v in context.invocation_metadata() if k.startswith("x-")])
+        )(request, metadata=metadata)
         sent = 0
         try:
             async for message in call:
