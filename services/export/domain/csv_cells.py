@@ -77,7 +77,7 @@ def column_cells(values: pa.Array, kinds: pa.Array) -> pa.Array:
         if pc.any(risky).as_py():
             values = pc.if_else(risky, pc.binary_join_element_wise(NEUTRALISER, values, ""), values)
     if any(c in data for c in _QUOTED_BYTES):
-        special = pc.and_(pc.match_substring_regex(values, '[",\r\n]'), text)
+        special = pc.match_substring_regex(values, '[",\r\n]')
         doubled = pc.replace_substring(values, '"', '""')
         values = pc.if_else(special, pc.binary_join_element_wise('"', doubled, '"', ""), values)
     return values
