@@ -49,6 +49,22 @@ BEGIN = "<!-- export-results:begin -->"
 END = "<!-- export-results:end -->"
 
 
+def bench_key() -> str:
+    """The admin key of the benchmark's servers: random, kept in bench/out/export/bench.key."""
+    import secrets
+
+    path = OUT / "bench.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def auth() -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {bench_key()}"),)
+
+
 def sizes(quick: bool) -> dict[str, int]:
     return {"bench-large": 200_000, "bench-small": 20_000} if quick else {
         "bench-large": 1_000_000, "bench-small": 100_000}  # fmt: skip
@@ -147,7 +163,7 @@ class Process:
         full.update(env, SEGMENTS_LOG_LEVEL="WARNING")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", which, "--port", str(port)],
-            env=full, cwd=ROOT, stderr=None if os.environ.get("BENCH_STDERR") else subprocess.DEVNULL,
+            env=full, cwd=ROOT, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
     async def wait_ready(self) -> None:
@@ -183,6 +199,8 @@ def _exporter(port: int, evaluator_port: int, run: str) -> Process:
         "SEGMENTS_EVALUATOR_ADDRESS": f"127.0.0.1:{evaluator_port}",
         "SEGMENTS_DEFINITION_ADDRESS": f"127.0.0.1:{evaluator_port}",
         "SEGMENTS_EXPORT_WORKERS": "1",
+        # the worker runs jobs outside any call: it acts as the benchmark's admin
+        "SEGMENTS_SERVICE_KEY": bench_key(),
     })  # fmt: skip
 
 
@@ -200,13 +218,13 @@ async def _export(port: int, project: str, cancel: bool = False) -> dict[str, An
             parent=f"projects/{project}",
             export_job=pb.ExportJob(segment=f"projects/{project}/segments/all-users",
                                     fields=FIELDS, as_of=datetime_to_timestamp(AS_OF)),
-        ))  # fmt: skip
+        ), metadata=auth())  # fmt: skip
         changes: list[float] = []
         last: tuple[int, int] = (-1, -1)
         while job.state not in (pb.EXPORT_JOB_STATE_SUCCEEDED, pb.EXPORT_JOB_STATE_FAILED,
                                 pb.EXPORT_JOB_STATE_CANCELLED):  # fmt: skip
             await asyncio.sleep(0.02)
-            job = await stub.GetExportJob(pb.GetExportJobRequest(name=job.name))
+            job = await stub.GetExportJob(pb.GetExportJobRequest(name=job.name), metadata=auth())
             seen = (job.update_time.seconds, job.update_time.nanos)
             if job.state == pb.EXPORT_JOB_STATE_RUNNING and seen != last:
                 changes.append(time.perf_counter())
@@ -214,7 +232,9 @@ async def _export(port: int, project: str, cancel: bool = False) -> dict[str, An
             if cancel and job.state == pb.EXPORT_JOB_STATE_RUNNING and job.exported_count > 0:
                 asked = time.perf_counter()
                 try:
-                    job = await stub.CancelExportJob(pb.CancelExportJobRequest(name=job.name))
+                    job = await stub.CancelExportJob(
+                        pb.CancelExportJobRequest(name=job.name), metadata=auth()
+                    )
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                         raise
@@ -239,15 +259,35 @@ async def _export(port: int, project: str, cancel: bool = False) -> dict[str, An
         }
 
 
+async def _projects(port: int, quick: bool) -> None:
+    import grpc
+
+    from segments.v1 import definition_service_pb2 as dpb
+    from segments.v1 import definition_service_pb2_grpc as dgrpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = dgrpc.SegmentDefinitionServiceStub(channel)
+        for project in sizes(quick):
+            try:
+                await stub.CreateProject(
+                    dpb.CreateProjectRequest(project_id=project), metadata=auth()
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+
+
 async def phase_grpc(port: int, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     suite = Process("all", port, {
         "SEGMENTS_DATA_DIR": str(DATA_DIR),
         "SEGMENTS_CLICKHOUSE_DATABASE": DATABASE,
         "SEGMENTS_EXPORT_WORKERS": "0",
+        "SEGMENTS_BOOTSTRAP_ADMIN_KEY": bench_key(),
     })  # fmt: skip
     try:
         await suite.wait_ready()
+        await _projects(port, quick)
         for label, project in (("large", "bench-large"), ("small", "bench-small"), ("cancel", "")):
             exporter = _exporter(port + 1, port, label)
             try:

@@ -26,7 +26,7 @@ class ExportServicer(pb_grpc.SegmentExportServiceServicer):
     async def CreateExportJob(
         self, request: pb.CreateExportJobRequest, context: Ctx
     ) -> pb.ExportJob:
-        job = await jobs.create_job(self.deps, new_job(request, caller_email(context)))
+        job = await jobs.create_job(self.deps, new_job(request, caller_email()))
         return job_to_proto(job)
 
     async def GetExportJob(self, request: pb.GetExportJobRequest, context: Ctx) -> pb.ExportJob:

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
+from libs.common.config import Config
+from libs.common.peers import configure_peers
 from tests.evaluator.conftest import chdb_engine, chdb_http  # noqa: F401 - fixtures
 from tests.evaluator.grpc_stack import running_stack
+from tests.support.auth import ADMIN_KEY
 from tests.support.chdb_http import ChdbHttpServer
 
-from .stack import ExportStack, job_store_url, running_export
+from .stack import ExportStack, job_store_url, new_project, running_export
 
 BACKENDS = [("sqlite", "chdb"), ("postgres", "http")]
 
@@ -36,7 +40,16 @@ async def stack(
         yield running
 
 
+@pytest.fixture(autouse=True)
+def service_key() -> None:
+    """The export workers' peer calls carry the service key: a process-wide setting that a
+    server started by another module's tests (in the same test process) may have reset."""
+    configure_peers(replace(Config(), service_key=ADMIN_KEY))
+
+
 @pytest.fixture
-def project() -> str:
-    """A fresh project per test."""
-    return f"x{secrets.token_hex(6)}"
+async def project(stack: ExportStack) -> str:
+    """A fresh project per test (created: nothing creates a project on use)."""
+    project_id = f"x{secrets.token_hex(6)}"
+    await new_project(stack, project_id)
+    return project_id

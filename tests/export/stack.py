@@ -31,6 +31,7 @@ from segments.v1 import export_service_pb2_grpc as pb_grpc
 from services.export.application.context import ExportSettings
 from services.export.service import ExportService
 from tests.evaluator.grpc_stack import TIMEOUT, Stack
+from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
 from tests.support.slow_peer import SlowPeer
 
 PG_ADMIN_DSN = os.environ.get("SEGMENTS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
@@ -104,11 +105,13 @@ async def running_export(
         definition_address=base.definition_server.address,
         evaluator_address=peer.address,
         shutdown_grace_seconds=1.0,
+        # the worker runs jobs outside any call: it acts as this service principal
+        service_key=ADMIN_KEY,
     )
     service = ExportService(config, settings=settings, chunk_rows=chunk_rows)
     server = RunningServer([service], config, port=0)
     await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
+    channel = authorized_channel(server.address)
     try:
         yield ExportStack(
             base, peer, config, store_url, config.export_dir, service, server, channel,
@@ -122,7 +125,9 @@ async def running_export(
 
 # --- helpers ----------------------------------------------------------------------------------
 
-EMAIL = (("x-user-email", "ada@example.com"),)
+
+async def new_project(s: ExportStack, project: str) -> None:
+    await create_project(s.base.definition_channel, project)
 
 
 def value(v: str | float | bool) -> dm.Value:
@@ -157,7 +162,6 @@ async def create_job(
             ),
             request_id=request_id,
         ),
-        metadata=EMAIL,
         timeout=TIMEOUT,
     )
 

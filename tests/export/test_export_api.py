@@ -19,6 +19,7 @@ from tests.evaluator.grpc_stack import create, past, rich
 from .stack import (
     ExportStack,
     create_job,
+    new_project,
     read_csv,
     stream_bytes,
     upsert,
@@ -65,7 +66,7 @@ async def test_every_column_kind_reads_back_with_the_csv_module(
     created = await create_job(stack, project, FIELDS)
     assert created.state == pb.EXPORT_JOB_STATE_PENDING
     assert created.name.startswith(f"projects/{project}/exportJobs/")
-    assert (created.creator, list(created.fields)) == ("ada@example.com", FIELDS)
+    assert (created.creator, list(created.fields)) == ("bootstrap-admin", FIELDS)
     done = await wait_for(stack, created.name)
     assert done.state == pb.EXPORT_JOB_STATE_SUCCEEDED, done.error
     assert (done.exported_count, done.blocked_skipped_count, done.total_count) == (4, 1, 5)
@@ -79,8 +80,10 @@ async def test_every_column_kind_reads_back_with_the_csv_module(
 
 
 async def test_byte_order_mark_and_a_chosen_instant(stack: ExportStack, project: str) -> None:
-    await upsert(stack, project, profiles()[:1])
     as_of = datetime.now(UTC) - timedelta(days=1)
+    zoe = profiles()[0]
+    zoe.update_time.CopyFrom(datetime_to_timestamp(as_of - timedelta(days=1)))
+    await upsert(stack, project, [zoe])  # written before the instant exported
     job = await create_job(stack, project, ["email"], byte_order_mark=True,
                            as_of=datetime_to_timestamp(as_of))  # fmt: skip
     done = await wait_for(stack, job.name)
@@ -173,9 +176,13 @@ async def test_bad_requests_get_precise_statuses(stack: ExportStack, project: st
         "export_job.fields[1]", "export_job.fields[2]"]  # fmt: skip
     code, _, violations = await _refused(ex.CreateExportJob(create_request(fields=[])))
     assert (code, violations[0][0]) == (INVALID, "export_job.fields")
+    await new_project(stack, f"{project}-other")  # one the caller may read, but not this one
     code, _, violations = await _refused(ex.CreateExportJob(create_request(
-        segment="projects/other/segments/all-users")))  # fmt: skip
+        segment=f"projects/{project}-other/segments/all-users")))  # fmt: skip
     assert (code, violations[0][0]) == (INVALID, "export_job.segment")
+    code, reason, _ = await _refused(ex.CreateExportJob(create_request(
+        segment="projects/nobodys/segments/all-users")))  # fmt: skip
+    assert (code, reason) == (NOT_FOUND, "PROJECT_NOT_FOUND")
     future = datetime_to_timestamp(datetime.now(UTC) + timedelta(hours=1))
     code, _, violations = await _refused(ex.CreateExportJob(create_request(as_of=future)))
     assert (code, violations[0][0]) == (INVALID, "export_job.as_of")

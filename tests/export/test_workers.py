@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 from segments.v1 import evaluator_service_pb2 as epb
@@ -31,10 +30,10 @@ from services.export.domain.jobs import (
     ExportJob,
     JobState,
 )
+from tests.support.auth import ADMIN_KEY, authorized_channel
 from tests.support.slow_peer import SlowPeer
 
 from .stack import (
-    EMAIL,
     FAST,
     TABLE_METHOD,
     ExportStack,
@@ -97,7 +96,7 @@ class ExportProcess:
 async def channel_to(
     process: ExportProcess,
 ) -> AsyncIterator[pb_grpc.SegmentExportServiceAsyncStub]:
-    async with grpc.aio.insecure_channel(process.address) as channel:
+    async with authorized_channel(process.address) as channel:
         yield pb_grpc.SegmentExportServiceStub(channel)
 
 
@@ -134,6 +133,7 @@ async def test_a_worker_killed_mid_job_leaves_no_partial_file_and_the_job_finish
             "SEGMENTS_EVALUATOR_ADDRESS": peer.address,
             "SEGMENTS_DEFINITION_ADDRESS": stack.base.definition_server.address,
             "SEGMENTS_EXPORT_LEASE_SECONDS": "2",
+            "SEGMENTS_SERVICE_KEY": ADMIN_KEY,
             "SEGMENTS_LOG_LEVEL": "WARNING",
             "SEGMENTS_SHUTDOWN_GRACE_SECONDS": "1",
         }
@@ -148,7 +148,6 @@ async def test_a_worker_killed_mid_job_leaves_no_partial_file_and_the_job_finish
                             fields=["user_id", "email"],
                         ),
                     ),
-                    metadata=EMAIL,
                     timeout=10,
                 )
                 running = await poll(stub, job.name, lambda j: j.exported_count > 0)

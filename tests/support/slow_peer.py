@@ -37,7 +37,11 @@ class SlowPeer:
     async def _relay(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
         self.calls += 1
         assert self._channel is not None
-        metadata = [(k, v) for k, v in context.invocation_metadata() if k.startswith("x-")]
+        metadata = [
+            (k, v)
+            for k, v in context.invocation_metadata()
+            if k.startswith("x-") or k == "authorization"
+        ]
         call = self._channel.unary_stream(
             self.method, request_serializer=_identity, response_deserializer=_identity
         )(request, metadata=metadata)
