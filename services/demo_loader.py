@@ -29,6 +29,7 @@ from segments.v1 import definition_service_pb2_grpc as ds_grpc
 from segments.v1 import evaluator_service_pb2 as ev
 from segments.v1 import evaluator_service_pb2_grpc as ev_grpc
 from services.demo import DEMO_AS_OF, PROJECT, DemoData
+from services.demo_export import export_worked_example
 
 DEMO_USER = "demo@segments.example"
 EVENT_BATCH = 1000
@@ -181,6 +182,12 @@ async def load(address: str, data: DemoData, key_file: Path) -> dict[str, str]:
                 return f"{response.user_count} users as of {DEMO_AS_OF.isoformat()}"
 
             await _step(outcomes, f"count {segment_id}", count)
+
+        await _step(
+            outcomes,
+            "export ny-facebook-april-lapsed",
+            lambda: export_worked_example(channel, metadata),
+        )
 
     for step, outcome in outcomes.items():
         print(f"  demo: {step}: {outcome}", flush=True)

@@ -239,7 +239,7 @@ class Evaluator:
         compiled, ctx = await self.compile_saved(segment, as_of)
         counted = count_query(compiled)
         rows = await self.ch.query(counted.sql, counted.params)
-        table = audience_table_query(compiled, ctx.project, fields)
+        table = audience_table_query(compiled, ctx, fields)
         batches = self.ch.query_stream_arrow(
             table.sql, table.params, settings={"max_block_size": chunk_size}
         )

@@ -18,7 +18,7 @@ from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.audience_messages import table_chunks
 from tests.support.chdb_http import ChdbHttpServer
 
-from .grpc_stack import TIMEOUT, Stack, ingest, rich, running_stack
+from .grpc_stack import TIMEOUT, Stack, ingest, new_project, rich, running_stack
 from .support import event
 
 SEEN = datetime(2026, 5, 4, 3, 2, 1, 500000, tzinfo=UTC)
@@ -64,6 +64,7 @@ async def _table(
 
 async def test_members_with_their_fields_kinds_and_blocked_flags(stack: Stack) -> None:
     p = "table"
+    await new_project(stack, p)
     await stack.evaluator.UpsertProfiles(pb.UpsertProfilesRequest(parent=f"projects/{p}", profiles=[
         pb.Profile(user_id="b", email="b@example.com", display_name="Bee", blocked=True,
                    properties={"n": _value(-5), "s": _value("-5"), "f": _value(True),
@@ -96,7 +97,28 @@ async def test_members_with_their_fields_kinds_and_blocked_flags(stack: Stack) -
     )
 
 
+async def test_profiles_are_read_as_they_were_at_the_instant(stack: Stack) -> None:
+    p = "table-asof"
+    await new_project(stack, p)
+    before, after = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    for when, city, blocked in ((before, "Paris", False), (after, "Rome", True)):
+        await stack.evaluator.UpsertProfiles(pb.UpsertProfilesRequest(
+            parent=f"projects/{p}", profiles=[pb.Profile(
+                user_id="u1", blocked=blocked, properties={"city": _value(city)},
+                update_time=datetime_to_timestamp(when))]), timeout=TIMEOUT)  # fmt: skip
+    segment = f"projects/{p}/segments/all-users"
+    for as_of, expected in ((datetime(2026, 2, 1, tzinfo=UTC), ("Paris", 0)),
+                            (datetime(2026, 4, 1, tzinfo=UTC), ("Rome", 1))):  # fmt: skip
+        messages = [m async for m in stack.evaluator.StreamAudienceTable(
+            pb.StreamAudienceTableRequest(segment=segment, fields=["city"],
+                                          as_of=datetime_to_timestamp(as_of)),
+            timeout=TIMEOUT)]  # fmt: skip
+        row = pa.ipc.open_stream(messages[1].arrow_record_batch).read_all().to_pylist()[0]
+        assert (row["f0"], row["blocked"]) == expected
+
+
 async def test_an_empty_segment_sends_its_count_only(stack: Stack) -> None:
+    await new_project(stack, "empty-table")
     messages, table = await _table(stack, "projects/empty-table/segments/all-users", ["email"])
     assert [m.total_count for m in messages] == [0] and table is None
 

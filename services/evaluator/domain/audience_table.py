@@ -1,16 +1,19 @@
 """A segment's members as a table for exports (StreamAudienceTable): the SQL, and the rules of
 the requested fields. Pure: property names are bound parameters, never SQL text.
 
-Shape (one evaluation of the members, joined with their current profiles):
+Shape (one evaluation of the members, joined with their profiles):
 
     SELECT m.user_id, p.blocked, <per field i: its text AS f<i>, its kind AS k<i>>
     FROM (<members>) AS m
-    LEFT JOIN (SELECT ... FROM profiles FINAL WHERE project = ?) AS p ON p.user_id = m.user_id
+    LEFT JOIN (<each member's profile as of the instant>) AS p ON p.user_id = m.user_id
     ORDER BY m.user_id
 
-A member with no profile has empty fields and is not blocked (join_use_nulls = 0 gives the
-column defaults). A property lives in the map of its ingested type, so its kind is the map
-that holds it; values are rendered as text by the engine.
+Profiles are read as they were at the evaluated instant, as the compiler reads them: the
+current state (`profiles FINAL`) when no profile of the project changed since, else each
+user's latest version at or before it (`profile_versions`). A member with no profile has
+empty fields and is not blocked (join_use_nulls = 0 gives the column defaults). A property
+lives in the map of its ingested type, so its kind is the map that holds it; values are
+rendered as text by the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from libs.common.errors import FieldViolation, InvalidArgument
-from services.evaluator.domain.compiler import CompiledQuery
+from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext
+from services.evaluator.domain.compiler_predicates import to_ms
 from services.evaluator.domain.records import valid_property_name
 
 #: Fields every profile has; any other field name is a profile property.
@@ -85,14 +89,41 @@ def _property_kind(key: str) -> str:
     )
 
 
+_PROFILE_COLUMNS = (
+    "blocked", "display_name", "email", "phone", "str_props", "num_props", "bool_props",
+    "time_props",
+)  # fmt: skip
+
+
+def _profiles(from_versions: bool) -> str:
+    """Each user's profile as of the instant: one row per user with a profile."""
+    if not from_versions:
+        columns = ", ".join(_PROFILE_COLUMNS)
+        return (
+            f"SELECT user_id, {columns} FROM profiles FINAL "  # noqa: S608
+            "WHERE project = {tbl_project:String}"
+        )
+    latest = ", ".join(f"argMax({c}, update_time) AS {c}" for c in _PROFILE_COLUMNS)
+    return (
+        f"SELECT user_id, {latest} FROM profile_versions "  # noqa: S608
+        "WHERE project = {tbl_project:String} "
+        "AND update_time <= fromUnixTimestamp64Milli({tbl_as_of:Int64}, 'UTC') GROUP BY user_id"
+    )
+
+
 def audience_table_query(
-    members: CompiledQuery, project: str, fields: Sequence[str]
+    members: CompiledQuery,
+    ctx: EvaluationContext,
+    fields: Sequence[str],
 ) -> CompiledQuery:
-    """The members of `members` (one `user_id` column) with `fields` of their profiles:
-    columns user_id, blocked, then f<i> (text) and k<i> (AudienceCellKind) per field."""
+    """The members of `members` (one `user_id` column) with `fields` of their profiles as of
+    `ctx.as_of`: columns user_id, blocked, then f<i> (text) and k<i> (AudienceCellKind) per
+    field."""
     check_fields(fields)
     params: dict[str, object] = dict(members.params)
-    params["tbl_project"] = project
+    params["tbl_project"] = ctx.project
+    if ctx.profiles_as_of:
+        params["tbl_as_of"] = to_ms(ctx.as_of, "floor")
     select = [f"{_MEMBERS}.user_id AS user_id", f"{_PROFILES}.blocked AS blocked"]
     for i, name in enumerate(fields):
         if name == "user_id":
@@ -107,8 +138,7 @@ def audience_table_query(
         select += [f"{text} AS f{i}", f"{kind} AS k{i}"]
     sql = (
         f"SELECT {', '.join(select)} FROM ({members.sql}) AS {_MEMBERS} "  # noqa: S608
-        "LEFT JOIN (SELECT user_id, blocked, display_name, email, phone, str_props, num_props, "
-        "bool_props, time_props FROM profiles FINAL WHERE project = {tbl_project:String}) "
+        f"LEFT JOIN ({_profiles(ctx.profiles_as_of)}) "
         f"AS {_PROFILES} ON {_PROFILES}.user_id = {_MEMBERS}.user_id "
         f"ORDER BY {_MEMBERS}.user_id SETTINGS join_use_nulls = 0"
     )
