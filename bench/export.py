@@ -38,7 +38,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.run import ROOT, peak_rss_mb
+from bench.run import ROOT, Server
 
 OUT = ROOT / "bench" / "out" / "export"
 DATA_DIR = OUT / "data"
@@ -154,8 +154,8 @@ async def phase_engine(quick: bool) -> dict[str, Any]:
     return {"engine_csv_s": statistics.median(times), "engine_csv_bytes": size}
 
 
-class Process:
-    """A `segments serve ...` subprocess."""
+class Process(Server):
+    """`segments serve <which>` as a subprocess (readiness and peak memory as `Server`)."""
 
     def __init__(self, which: str, port: int, env: dict[str, str]) -> None:
         self.port = port
@@ -165,28 +165,6 @@ class Process:
             [sys.executable, "-m", "services.cli", "serve", which, "--port", str(port)],
             env=full, cwd=ROOT, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-
-    async def wait_ready(self) -> None:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        for _ in range(600):
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                    stub = health_pb2_grpc.HealthStub(channel)
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-            except grpc.RpcError:
-                pass
-            await asyncio.sleep(0.2)
-        raise RuntimeError("server did not become ready")
-
-    def stop(self) -> float:
-        peak = peak_rss_mb(self.proc.pid)
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-        return peak
 
 
 def _exporter(port: int, evaluator_port: int, run: str) -> Process:
