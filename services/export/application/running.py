@@ -244,6 +244,7 @@ class JobRun:
             total_count=self.exported + self.blocked,
             output_path=output_path(current.project, current.job_id) if file else "",
             expire_time=now + ttl if file else None,
+            error=None,  # an earlier attempt's error is history now
             lease_owner="",
             lease_expires=None,
             update_time=now,
