@@ -116,6 +116,7 @@ EXPENSIVE_RPCS: frozenset[str] = frozenset(
         _EVALUATOR + "CountSegment",
         _EVALUATOR + "EstimateDefinition",
         _EVALUATOR + "StreamAudience",
+        _EVALUATOR + "StreamAudienceTable",
         _EVALUATOR + "CreateSnapshot",
         _EVALUATOR + "CountLiveEntries",
         _REPORTING + "RunDailyJob",

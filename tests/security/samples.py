@@ -26,6 +26,7 @@ from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from segments.v1 import evaluator_service_pb2 as epb
 from segments.v1 import evaluator_service_pb2_grpc as epb_grpc
 from segments.v1 import export_service_pb2 as xpb
+from segments.v1 import export_service_pb2_grpc as xpb_grpc
 from segments.v1 import reporting_service_pb2 as rpb
 from segments.v1 import segment_pb2 as sp
 from tests.support.auth import create_project
@@ -232,6 +233,7 @@ SAMPLES: dict[str, Sample] = {
     ),
     EVALUATOR + "ExplainSegment": lambda c: _segmented(c, epb.ExplainSegmentRequest),
     EVALUATOR + "StreamAudience": lambda c: _segmented(c, epb.StreamAudienceRequest),
+    EVALUATOR + "StreamAudienceTable": lambda c: _audience_table(c),
     EVALUATOR + "CheckMembership": lambda c: _membership(c),
     EVALUATOR + "CreateSnapshot": lambda c: _parented(c, epb.CreateSnapshotRequest),
     EVALUATOR + "GetSnapshot": _snapshot_get,
@@ -251,16 +253,10 @@ SAMPLES: dict[str, Sample] = {
     REPORTING + "ListDailyRuns": lambda c: _done(rpb.ListDailyRunsRequest(parent=c.parent)),
     # --- export service -------------------------------------------------------------------
     EXPORT + "CreateExportJob": lambda c: _export_job(c),
-    EXPORT + "GetExportJob": lambda c: _done(
-        xpb.GetExportJobRequest(name=f"{c.parent}/exportJobs/matrix")
-    ),
+    EXPORT + "GetExportJob": lambda c: _export_named(c, xpb.GetExportJobRequest),
     EXPORT + "ListExportJobs": lambda c: _done(xpb.ListExportJobsRequest(parent=c.parent)),
-    EXPORT + "CancelExportJob": lambda c: _done(
-        xpb.CancelExportJobRequest(name=f"{c.parent}/exportJobs/matrix")
-    ),
-    EXPORT + "StreamExportJob": lambda c: _done(
-        xpb.StreamExportJobRequest(name=f"{c.parent}/exportJobs/matrix")
-    ),
+    EXPORT + "CancelExportJob": lambda c: _export_named(c, xpb.CancelExportJobRequest),
+    EXPORT + "StreamExportJob": lambda c: _export_named(c, xpb.StreamExportJobRequest),
 }
 
 
@@ -334,6 +330,18 @@ async def _export_job(ctx: Ctx) -> xpb.CreateExportJobRequest:
         destination=xpb.EXPORT_DESTINATION_STREAM,
     )
     return xpb.CreateExportJobRequest(parent=ctx.parent, export_job=job)
+
+
+async def _export_named(ctx: Ctx, cls: Any) -> Any:
+    """A request naming a new STREAM job of the project (pending until streamed)."""
+    created = await xpb_grpc.SegmentExportServiceStub(ctx.channel).CreateExportJob(
+        await _export_job(ctx)
+    )
+    return cls(name=created.name)
+
+
+async def _audience_table(ctx: Ctx) -> epb.StreamAudienceTableRequest:
+    return epb.StreamAudienceTableRequest(segment=await ctx.segment(), fields=["user_id"])
 
 
 def sample_for(method: str) -> Sample:

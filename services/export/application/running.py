@@ -37,8 +37,13 @@ from services.export.domain.ports import Sink
 
 _log = get_logger("segments.export")
 
-#: failures worth another attempt: a peer or the export directory unavailable
-RETRYABLE = frozenset({"UNAVAILABLE"})
+#: failures worth another attempt: a peer or the export directory unavailable, or the
+#: evaluator busy with this principal's other expensive calls
+RETRYABLE = frozenset({("UNAVAILABLE", ""), ("RESOURCE_EXHAUSTED", "TOO_MANY_CONCURRENT_CALLS")})
+
+
+def retryable(error: JobError) -> bool:
+    return (error.code, "") in RETRYABLE or (error.code, error.reason) in RETRYABLE
 
 
 class Stop(enum.Enum):
@@ -190,7 +195,7 @@ class JobRun:
             return replace(counts, state=JobState.FAILED, error=READER_GONE)
         assert isinstance(outcome, JobError)
         state = JobState.FAILED
-        if outcome.code in RETRYABLE and current.destination is Destination.FILE:
+        if retryable(outcome) and current.destination is Destination.FILE:
             state = retry_or_fail(current)
         retry_at = now + timedelta(seconds=deps.settings.retry_seconds)
         return replace(
