@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 
 from libs.common.config import Config
@@ -32,9 +29,9 @@ from services.export.application.context import ExportSettings
 from services.export.service import ExportService
 from tests.evaluator.grpc_stack import TIMEOUT, Stack
 from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
+from tests.support.postgres import temporary_database
 from tests.support.slow_peer import SlowPeer
 
-PG_ADMIN_DSN = os.environ.get("SEGMENTS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 TABLE_METHOD = "/segments.v1.SegmentEvaluatorService/StreamAudienceTable"
 FAST = ExportSettings(
     workers=2,
@@ -58,20 +55,8 @@ async def job_store_url(kind: str, directory: Path) -> AsyncIterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{directory / 'export.sqlite3'}"
         return
-    database = f"segments_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{PG_ADMIN_DSN.split('://', 1)[1]}/{database}"
-    finally:
-        admin = await asyncpg.connect(f"{PG_ADMIN_DSN}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with temporary_database() as url:
+        yield url
 
 
 @dataclass

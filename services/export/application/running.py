@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 
-from libs.common.errors import DomainError
+from libs.common.errors import Aborted, DomainError
 from libs.common.interceptors import status_code_for
 from libs.common.logging import get_logger
 from services.export.application.context import Deps
@@ -37,6 +37,8 @@ from services.export.domain.ports import Sink
 
 _log = get_logger("segments.export")
 
+#: attempts at recording a run's end when the store is busy with a concurrent change
+SETTLE_ATTEMPTS = 3
 #: failures worth another attempt: a peer or the export directory unavailable, or the
 #: evaluator busy with this principal's other expensive calls
 RETRYABLE = frozenset({("UNAVAILABLE", ""), ("RESOURCE_EXHAUSTED", "TOO_MANY_CONCURRENT_CALLS")})
@@ -85,6 +87,7 @@ class JobRun:
         self.total = 0
         self.stopped: Stop | None = None
         self._producer: asyncio.Task[None] | None = None
+        self._committed = False  # the sink was committed (a file: renamed into place)
 
     def stop(self, why: Stop) -> None:
         """Ends the run early (the first reason given is the one recorded)."""
@@ -206,23 +209,35 @@ class JobRun:
         )
 
     async def _settle(self, outcome: Outcome) -> ExportJob:
-        deps, job = self.deps, self.job
-        committed = False
-        final = job
+        """Records how the run ended (retried when the store was busy with a concurrent
+        change); what was written is discarded unless it was committed."""
+        final = self.job
         try:
             if outcome is not Stop.LEASE_LOST:
-                async with deps.store.transaction() as tx:
-                    current = await tx.get(job.project, job.job_id, lock=True)
-                    if current is not None and self._holds(current):
-                        final = await self._finish(current, outcome)
-                        committed = final.state is JobState.SUCCEEDED
-                        await tx.update(final)
+                for attempt in range(1, SETTLE_ATTEMPTS + 1):
+                    try:
+                        final = await self._record(outcome)
+                        break
+                    except Aborted:
+                        if attempt == SETTLE_ATTEMPTS:
+                            raise
+                        await asyncio.sleep(0.1 * attempt)
         finally:
-            if not committed and self._sink is not None:
+            if not self._committed and self._sink is not None:
                 with contextlib.suppress(OSError):
                     await self._sink.discard()
-        _log.info("export_job_ended", job=job.name, state=final.state.value,
+        _log.info("export_job_ended", job=self.job.name, state=final.state.value,
                   exported=self.exported, blocked=self.blocked)  # fmt: skip
+        return final
+
+    async def _record(self, outcome: Outcome) -> ExportJob:
+        job = self.job
+        async with self.deps.store.transaction() as tx:
+            current = await tx.get(job.project, job.job_id, lock=True)
+            if current is None or not self._holds(current):
+                return job  # another worker took the job over: nothing to record
+            final = await self._finish(current, outcome)
+            await tx.update(final)
         return final
 
     async def _finish(self, current: ExportJob, outcome: Outcome) -> ExportJob:
@@ -230,8 +245,9 @@ class JobRun:
         if outcome is not None or current.cancel_requested:
             return self._ended(current, outcome)
         try:
-            if self._sink is not None:
+            if self._sink is not None and not self._committed:
                 await self._sink.commit()
+            self._committed = True
         except OSError as exc:
             return self._ended(current, directory_error(exc))
         return self._succeeded(current)
