@@ -214,8 +214,12 @@ async def test_an_expired_file_is_gone_and_its_job_says_so(
 ) -> None:
     await members(stack, project, 3)
     short = replace(FAST, file_ttl_seconds=0.5, poll_seconds=0.05)
-    # export processes share the export directory: the other one's janitor may delete it too
-    async with running_export(stack.base, stack.store_url, stack.config.data_dir, short) as other:
+    kind = "sqlite" if stack.store_url.startswith("sqlite") else "postgres"
+    # a store of its own: the module's export service would run the job with its own TTL
+    async with (
+        job_store_url(kind, tmp_path) as url,
+        running_export(stack.base, url, tmp_path, short) as other,
+    ):
         job = await create_job(other, project, ["user_id"])
         done = await wait_for(other, job.name)
         path = other.export_dir / done.output_path

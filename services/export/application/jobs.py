@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from libs.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from libs.common.metrics import EXPORT_JOBS
 from services.export.application.context import Deps
 from services.export.domain.columns import check_fields
 from services.export.domain.jobs import (
@@ -98,6 +99,7 @@ async def create_job(deps: Deps, new: NewJob) -> ExportJob:
             stored = await tx.by_request_id(project, new.request_id)
         assert stored is not None
         return stored
+    EXPORT_JOBS.labels("pending").inc()
     deps.runs.wake.set()
     return created
 

@@ -21,6 +21,7 @@ from datetime import timedelta
 from libs.common.errors import Aborted, DomainError
 from libs.common.interceptors import status_code_for
 from libs.common.logging import get_logger
+from libs.common.metrics import EXPORT_JOBS, EXPORT_JOBS_RUNNING, EXPORT_ROWS_WRITTEN
 from services.export.application.context import Deps
 from services.export.domain.csv_cells import encode_chunk, header_row
 from services.export.domain.jobs import (
@@ -106,6 +107,7 @@ class JobRun:
                 encoded = encode_chunk(chunk)
                 if encoded.data:
                     await self._sink.write(encoded.data)
+                EXPORT_ROWS_WRITTEN.inc(encoded.exported)
                 self.exported += encoded.exported
                 self.blocked += encoded.blocked
 
@@ -165,6 +167,8 @@ class JobRun:
         """Runs the job to its end and returns it as recorded (unchanged if the lease was lost)."""
         runs = self.deps.runs
         runs.tasks[self.job.name] = lambda: self.stop(Stop.CANCEL)
+        EXPORT_JOBS.labels("running").inc()
+        EXPORT_JOBS_RUNNING.inc()
         if self.stopped is None:
             self._producer = asyncio.create_task(self._produce())
         heart = asyncio.create_task(self._heartbeat())
@@ -175,6 +179,7 @@ class JobRun:
             with contextlib.suppress(asyncio.CancelledError):
                 await heart
             runs.tasks.pop(self.job.name, None)
+            EXPORT_JOBS_RUNNING.dec()
         return await asyncio.shield(self._settle(outcome))
 
     def _ended(self, current: ExportJob, outcome: Outcome) -> ExportJob:
@@ -226,31 +231,45 @@ class JobRun:
             if not self._committed and self._sink is not None:
                 with contextlib.suppress(OSError):
                     await self._sink.discard()
+        if final.state is not JobState.RUNNING:
+            EXPORT_JOBS.labels(final.state.value.lower()).inc()
         _log.info("export_job_ended", job=self.job.name, state=final.state.value,
                   exported=self.exported, blocked=self.blocked)  # fmt: skip
         return final
 
-    async def _record(self, outcome: Outcome) -> ExportJob:
+    async def _still_ours(self) -> bool:
         job = self.job
+        async with self.deps.store.transaction() as tx:
+            current = await tx.get(job.project, job.job_id)
+        return current is not None and self._holds(current) and not current.cancel_requested
+
+    async def _record(self, outcome: Outcome) -> ExportJob:
+        """When the CSV is whole, the sink is committed first (a file renamed into place),
+        outside any transaction; then the end is recorded holding the job's row. A cancel
+        that arrived meanwhile still wins: the file is deleted."""
+        job = self.job
+        if outcome is None and not self._committed and await self._still_ours():
+            try:
+                if self._sink is not None:
+                    await self._sink.commit()
+                self._committed = True
+            except OSError as exc:
+                outcome = directory_error(exc)
         async with self.deps.store.transaction() as tx:
             current = await tx.get(job.project, job.job_id, lock=True)
             if current is None or not self._holds(current):
-                return job  # another worker took the job over: nothing to record
-            final = await self._finish(current, outcome)
+                # another worker took the job over: record nothing (a whole file of the same
+                # rows may stay; that worker's own file replaces it)
+                return job
+            if outcome is None and self._committed and not current.cancel_requested:
+                final = self._succeeded(current)
+            else:
+                final = self._ended(current, outcome if outcome is not None else Stop.CANCEL)
             await tx.update(final)
+        whole_file = self._committed and job.destination is Destination.FILE
+        if whole_file and final.state is not JobState.SUCCEEDED:
+            await self.deps.files.delete(output_path(job.project, job.job_id))
         return final
-
-    async def _finish(self, current: ExportJob, outcome: Outcome) -> ExportJob:
-        """The job as it ends; when the CSV is whole, the sink is committed first."""
-        if outcome is not None or current.cancel_requested:
-            return self._ended(current, outcome)
-        try:
-            if self._sink is not None and not self._committed:
-                await self._sink.commit()
-            self._committed = True
-        except OSError as exc:
-            return self._ended(current, directory_error(exc))
-        return self._succeeded(current)
 
     def _succeeded(self, current: ExportJob) -> ExportJob:
         now = self.deps.clock()
