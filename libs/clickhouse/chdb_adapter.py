@@ -9,6 +9,7 @@ threads: chDB releases the GIL while it works.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -88,6 +89,7 @@ class ChdbEngine:
             resolved.mkdir(parents=True, exist_ok=True)
             engine = cls(resolved)
             cls._instances[resolved] = engine
+            atexit.register(engine.close_all)
             return engine
 
     def _connect(self) -> Any:
@@ -132,12 +134,12 @@ class ChdbEngine:
         try:
             conn.apply(settings)
             result = conn.raw.query(sql, fmt, params=dict(params) if params else None)
-        except BaseException:
+            # the result's buffer belongs to the session: copy it out before another thread
+            # may run a query on that session
+            data = bytes(result.bytes()) if result is not None else b""
+        finally:
             self._release(conn)
-            raise
-        self._release(conn)
-        data = result.bytes() if result is not None else b""
-        return bytes(data) if data else b""
+        return data
 
     def stream(
         self,
@@ -176,6 +178,19 @@ class ChdbEngine:
                 self._release(conn)
             else:
                 self._discard(conn)
+
+    def close_all(self) -> None:
+        """Closes every idle session and the admin session (at exit: sessions left to the
+        engine's own teardown can outlive it)."""
+        with self._lock:
+            conns = [c for pool in self._idle.values() for c in pool]
+            self._idle.clear()
+            admin, self._admin = self._admin, None
+        for conn in conns:
+            self._discard(conn)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                admin.close()
 
     def drop_pool(self, database: str) -> None:
         with self._lock:

@@ -22,10 +22,18 @@ from .helpers import Live
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+@pytest.fixture(params=["sqlite-chdb", "postgres-http"])
+def backends(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The pairs the live tests run on: live tables on SQLite with the embedded engine, and on
+    PostgreSQL with clickhouse-connect over HTTP (so the live queries run on both adapters)."""
+    sql, clickhouse = str(request.param).split("-")
+    return sql, clickhouse
+
+
+@pytest.fixture
+async def sql_url(backends: tuple[str, str], tmp_path: Path) -> AsyncIterator[str]:
     """The URL of the evaluator's live tables, on each backend."""
-    if request.param == "sqlite":
+    if backends[0] == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'evaluator.sqlite3'}"
         return
     async with temporary_database() as url:
@@ -34,11 +42,15 @@ async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 @pytest.fixture
 async def live(
-    sql_url: str, tmp_path: Path, chdb_engine: ChdbEngine, chdb_http: ChdbHttpServer
+    backends: tuple[str, str],
+    sql_url: str,
+    tmp_path: Path,
+    chdb_engine: ChdbEngine,
+    chdb_http: ChdbHttpServer,
 ) -> AsyncIterator[Live]:
     clock = ManualClock(T0)
     async with running_stack(
-        "chdb", tmp_path, chdb_engine, chdb_http, evaluator_url=sql_url, clock=clock
+        backends[1], tmp_path, chdb_engine, chdb_http, evaluator_url=sql_url, clock=clock
     ) as stack:
         project = f"p{secrets.token_hex(5)}"
         await new_project(stack, project)
