@@ -141,6 +141,19 @@ class Config:
     export_max_running_per_project: int = 2
     export_lease_seconds: float = 15.0
     export_file_ttl_seconds: float = 7 * 86400.0
+    # Reporting: the scheduler runs each project's day this long after its local midnight
+    # (False: this process runs no scheduler nor back-fills, it only answers the API); days
+    # a new segment's trend is back-filled from before its creation (0: from its first
+    # complete day); a silent process's run is taken over after the lease; a failing
+    # segment is tried this many times, waiting from the first back-off up to the cap.
+    reporting_scheduler: bool = True
+    reporting_delay_seconds: float = 1800.0
+    reporting_poll_seconds: float = 60.0
+    backfill_days: int = 30
+    reporting_lease_seconds: float = 60.0
+    reporting_attempts: int = 3
+    reporting_retry_seconds: float = 5.0
+    reporting_retry_max_seconds: float = 300.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -255,6 +268,44 @@ class Config:
                 f"SEGMENTS_EXPORT_FILE_TTL_SECONDS above 0, got {workers}, {per_project}, "
                 f"{lease} and {ttl}"
             )
+        reporting = {
+            "delay": _float(
+                env, "SEGMENTS_REPORTING_DELAY_SECONDS", defaults.reporting_delay_seconds
+            ),
+            "poll": _float(env, "SEGMENTS_REPORTING_POLL_SECONDS", defaults.reporting_poll_seconds),
+            "lease": _float(
+                env, "SEGMENTS_REPORTING_LEASE_SECONDS", defaults.reporting_lease_seconds
+            ),
+            "retry": _float(
+                env, "SEGMENTS_REPORTING_RETRY_SECONDS", defaults.reporting_retry_seconds
+            ),
+            "retry_max": _float(
+                env, "SEGMENTS_REPORTING_RETRY_MAX_SECONDS", defaults.reporting_retry_max_seconds
+            ),
+        }
+        attempts = _int(env, "SEGMENTS_REPORTING_ATTEMPTS", defaults.reporting_attempts)
+        backfill_days = _int(env, "SEGMENTS_BACKFILL_DAYS", defaults.backfill_days)
+        if (
+            reporting["delay"] < 0
+            or reporting["poll"] <= 0
+            or reporting["lease"] < 2
+            or reporting["retry"] < 0
+            or reporting["retry_max"] < reporting["retry"]
+            or attempts < 1
+            or not 0 <= backfill_days <= 3650
+        ):
+            raise ConfigError(
+                "SEGMENTS_REPORTING_DELAY_SECONDS must be at least 0, "
+                "SEGMENTS_REPORTING_POLL_SECONDS above 0, SEGMENTS_REPORTING_LEASE_SECONDS at "
+                "least 2, SEGMENTS_REPORTING_RETRY_SECONDS at least 0 and at most "
+                "SEGMENTS_REPORTING_RETRY_MAX_SECONDS, SEGMENTS_REPORTING_ATTEMPTS at least 1 "
+                f"and SEGMENTS_BACKFILL_DAYS 0 to 3650, got {reporting}, {attempts} and "
+                f"{backfill_days}"
+            )
+        scheduler_raw = env.get("SEGMENTS_REPORTING_SCHEDULER", "")
+        scheduler = (
+            True if scheduler_raw.strip() == "" else _bool(env, "SEGMENTS_REPORTING_SCHEDULER")
+        )
         return cls(
             host=env.get("SEGMENTS_HOST", defaults.host),
             port=_int(env, "SEGMENTS_PORT", defaults.port),
@@ -303,6 +354,14 @@ class Config:
             export_max_running_per_project=per_project,
             export_lease_seconds=lease,
             export_file_ttl_seconds=ttl,
+            reporting_scheduler=scheduler,
+            reporting_delay_seconds=reporting["delay"],
+            reporting_poll_seconds=reporting["poll"],
+            backfill_days=backfill_days,
+            reporting_lease_seconds=reporting["lease"],
+            reporting_attempts=attempts,
+            reporting_retry_seconds=reporting["retry"],
+            reporting_retry_max_seconds=reporting["retry_max"],
         )
 
 

@@ -80,6 +80,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _EVALUATOR + "ListSnapshotChanges": Role.VIEWER,
     _EVALUATOR + "StreamLiveEntries": Role.VIEWER,
     _EVALUATOR + "CountLiveEntries": Role.VIEWER,
+    _EVALUATOR + "ComputeSegmentFigures": Role.VIEWER,
     # Reporting service.
     _REPORTING + "GetSegmentTrend": Role.VIEWER,
     _REPORTING + "GetReachability": Role.VIEWER,
@@ -119,6 +120,7 @@ EXPENSIVE_RPCS: frozenset[str] = frozenset(
         _EVALUATOR + "StreamAudienceTable",
         _EVALUATOR + "CreateSnapshot",
         _EVALUATOR + "CountLiveEntries",
+        _EVALUATOR + "ComputeSegmentFigures",
         _REPORTING + "RunDailyJob",
         _EXPORT + "CreateExportJob",
         _EXPORT + "StreamExportJob",

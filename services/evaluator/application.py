@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from libs.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from libs.model.definition import (
     CustomListDefinition,
     Definition,
@@ -32,13 +33,18 @@ from services.evaluator.domain.audience_table import (
     count_query,
 )
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
+from services.evaluator.domain.figures import Figures, figures_from_row, figures_query, ids_members
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
+from services.evaluator.domain.windows import local_midnight
 from services.evaluator.live.engine import LiveChain, LiveEngine
 from services.evaluator.live.reading import EntryWindow, entry_window, window_members
 
 MAX_SAMPLE = 1000
 MAX_MEMBERSHIP_IDS = 10_000
+MAX_FIGURE_SEGMENTS = 100
+#: segments of one ComputeSegmentFigures call evaluated at once
+FIGURES_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,52 @@ class Evaluator:
         compiled, ctx = await self.compile_unsaved(project, definition, as_of)
         count, sample = await self._count(compiled, sample_size)
         return CountResult(count, sample, ctx.as_of)
+
+    async def compute_figures(
+        self,
+        project: str,
+        segments: Sequence[str],
+        as_of: datetime | None,
+        entered_since: datetime | None,
+    ) -> tuple[datetime, list[Figures | DomainError]]:
+        """Each segment's figures as of one instant (see domain.figures), or the domain error
+        that kept it from being computed; the instant evaluated."""
+        if not 1 <= len(segments) <= MAX_FIGURE_SEGMENTS:
+            raise InvalidArgument.field("segments", f"give 1 to {MAX_FIGURE_SEGMENTS} segments")
+        for i, segment in enumerate(segments):
+            if parse_segment(segment, f"segments[{i}]").project != project:
+                raise InvalidArgument.field(f"segments[{i}]", f"not a segment of {project}")
+        zone = await self.segments.time_zone(project)
+        instant = (as_of or datetime.now(UTC)).astimezone(UTC)
+        since = entered_since or local_midnight(instant, zone)
+        gate = asyncio.Semaphore(FIGURES_CONCURRENCY)
+
+        async def one(segment: str) -> Figures | DomainError:
+            async with gate:
+                try:
+                    return await self._segment_figures(segment, instant, since)
+                except DomainError as exc:
+                    return exc
+
+        return instant, list(await asyncio.gather(*(one(s) for s in segments)))
+
+    async def _segment_figures(
+        self, segment: str, as_of: datetime, entered_since: datetime
+    ) -> Figures:
+        name = parse_segment(segment)
+        resolved = await self.segments.resolve(name.name)
+        if isinstance(resolved.definition, LiveDefinition) and self.live is not None:
+            ids: list[str] = []
+            window = EntryWindow(entered_since, as_of)
+            async for page in window_members(self.live, name.project, name.segment_id, window):
+                ids.extend(page)
+            ctx = await self._context(name.project, as_of, None)
+            members = CompiledQuery(ids_members("fig_ids"), {"fig_ids": ids})
+        else:
+            members, ctx = await self._compile_resolved(name, resolved, as_of)
+        query = figures_query(members, ctx)
+        rows = await self.ch.query(query.sql, query.params)
+        return figures_from_row(rows[0])
 
     async def explain(self, compiled: CompiledQuery) -> str:
         plan = await self.ch.query("EXPLAIN PLAN indexes = 1 " + compiled.sql, compiled.params)

@@ -26,6 +26,7 @@ from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from services.evaluator.adapters.snapshot_store import SnapshotInfo
 from services.evaluator.application import Evaluator
 from services.evaluator.audience_messages import table_chunks
+from services.evaluator.domain.figures import MAX_SAMPLE as MAX_FIGURE_SAMPLE
 from services.evaluator.domain.names import (
     check_user_id,
     parse_profile,
@@ -41,6 +42,7 @@ from services.evaluator.domain.records import (
     profile_problems,
 )
 from services.evaluator.event_messages import valid_events
+from services.evaluator.figures_messages import figures_to_pb
 from services.evaluator.grpc_live import LiveRpcs
 from services.evaluator.live_messages import live_window
 from services.evaluator.profile_messages import audience_member, profile_from_pb, profile_to_pb
@@ -369,6 +371,26 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
         if len(found) > size:
             out.next_page_token = base64.urlsafe_b64encode(found[size - 1][0].encode()).decode()
         return out
+
+    async def ComputeSegmentFigures(
+        self, request: pb.ComputeSegmentFiguresRequest, context: Ctx
+    ) -> pb.ComputeSegmentFiguresResponse:
+        project = parse_project(request.parent)
+        if not 0 <= request.sample_size <= MAX_FIGURE_SAMPLE:
+            raise InvalidArgument.field("sample_size", f"must be 0 to {MAX_FIGURE_SAMPLE}")
+        as_of, results = await self.ev.compute_figures(
+            project,
+            list(request.segments),
+            _as_of(request),
+            _as_of(request, "entered_since"),
+        )
+        return pb.ComputeSegmentFiguresResponse(
+            figures=[
+                figures_to_pb(segment, result, request.sample_size)
+                for segment, result in zip(request.segments, results, strict=True)
+            ],
+            as_of=datetime_to_timestamp(as_of),
+        )
 
 
 def _int_token(token: str) -> int | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.type import date_pb2
 
 from segments.v1 import access_pb2
 from segments.v1 import definition_model_pb2 as dm
@@ -28,6 +29,7 @@ from segments.v1 import evaluator_service_pb2_grpc as epb_grpc
 from segments.v1 import export_service_pb2 as xpb
 from segments.v1 import export_service_pb2_grpc as xpb_grpc
 from segments.v1 import reporting_service_pb2 as rpb
+from segments.v1 import reporting_service_pb2_grpc as rpb_grpc
 from segments.v1 import segment_pb2 as sp
 from tests.support.auth import create_project
 
@@ -241,15 +243,14 @@ SAMPLES: dict[str, Sample] = {
     EVALUATOR + "ListSnapshotChanges": _snapshot_changes,
     EVALUATOR + "StreamLiveEntries": lambda c: _live_request(c),
     EVALUATOR + "CountLiveEntries": lambda c: _live_count(c),
+    EVALUATOR + "ComputeSegmentFigures": lambda c: _figures(c),
     # --- reporting service ----------------------------------------------------------------
     REPORTING + "GetSegmentTrend": lambda c: _segmented(c, rpb.GetSegmentTrendRequest),
     REPORTING + "GetReachability": lambda c: _segmented(c, rpb.GetReachabilityRequest),
     REPORTING + "ListSampleUsers": lambda c: _segmented(c, rpb.ListSampleUsersRequest),
-    REPORTING + "GetLiveRate": lambda c: _segmented(c, rpb.GetLiveRateRequest),
+    REPORTING + "GetLiveRate": lambda c: _live_rate(c),
     REPORTING + "RunDailyJob": lambda c: _done(rpb.RunDailyJobRequest(parent=c.parent)),
-    REPORTING + "GetDailyRun": lambda c: _done(
-        rpb.GetDailyRunRequest(name=f"{c.parent}/dailyRuns/2026-01-01")
-    ),
+    REPORTING + "GetDailyRun": lambda c: _daily_run(c),
     REPORTING + "ListDailyRuns": lambda c: _done(rpb.ListDailyRunsRequest(parent=c.parent)),
     # --- export service -------------------------------------------------------------------
     EXPORT + "CreateExportJob": lambda c: _export_job(c),
@@ -321,6 +322,22 @@ async def _live_count(ctx: Ctx) -> epb.CountLiveEntriesRequest:
     return epb.CountLiveEntriesRequest(
         segment=await _live(ctx), start_time=_time(1_700_000_000), end_time=_time(1_700_003_600)
     )
+
+
+async def _live_rate(ctx: Ctx) -> rpb.GetLiveRateRequest:
+    return rpb.GetLiveRateRequest(segment=await _live(ctx))
+
+
+async def _daily_run(ctx: Ctx) -> rpb.GetDailyRunRequest:
+    day = date_pb2.Date(year=2026, month=1, day=1)
+    reporting = rpb_grpc.SegmentReportingServiceStub(ctx.channel)
+    run = await reporting.RunDailyJob(rpb.RunDailyJobRequest(parent=ctx.parent, date=day))
+    return rpb.GetDailyRunRequest(name=run.name)
+
+
+async def _figures(ctx: Ctx) -> epb.ComputeSegmentFiguresRequest:
+    segment = await ctx.segment()
+    return epb.ComputeSegmentFiguresRequest(parent=ctx.parent, segments=[segment], sample_size=5)
 
 
 async def _export_job(ctx: Ctx) -> xpb.CreateExportJobRequest:

@@ -1,0 +1,1 @@
+"""The reporting service's pure domain: days, runs, back-off, figures (no I/O)."""
