@@ -9,6 +9,7 @@ can make chosen segments fail a number of times (a peer's answer, not a store).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -51,6 +52,7 @@ class CountingSource(GrpcFigureSource):
     calls: int = 0
     segments_asked: list[str] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0  # seconds each call waits before asking the evaluator
 
     def __post_init__(self) -> None:
         GrpcFigureSource.__init__(self, self.address)
@@ -65,6 +67,8 @@ class CountingSource(GrpcFigureSource):
     ) -> list[ComputedFigures | DomainError]:
         self.calls += 1
         self.segments_asked += segments
+        if self.delay:
+            await asyncio.sleep(self.delay)
         results = await super().compute(project, segments, as_of, entered_since, sample_size)
         for i, segment in enumerate(segments):
             left = self.failures.get(segment, 0)

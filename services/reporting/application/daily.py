@@ -38,9 +38,10 @@ class DailyJob:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def run_day(self, project: str, day: date) -> DailyRun:
+    async def run_day(self, project: str, day: date, *, rerun: bool = True) -> DailyRun:
         """Runs (or re-runs, or resumes) `day` of `project` and answers with the run once it
-        ended; when another process holds the day, waits for its run instead."""
+        ended; when another process holds the day, waits for its run instead. Without
+        `rerun`, a day that already has an ended run is left as it is (the scheduler)."""
         deps = self.deps
         zone = await deps.catalog.time_zone(project)
         if day_bounds(day, zone)[1] > deps.clock():
@@ -50,7 +51,9 @@ class DailyJob:
             )
         while True:
             segments = await deps.catalog.segments(project)
-            claimed = await self._claim(project, day, segments)
+            claimed = await self._claim(project, day, segments, rerun)
+            if isinstance(claimed, DailyRun):
+                return claimed
             if claimed is not None:
                 run, parts = claimed
                 return await self._work(run, parts, {s.name: s for s in segments}, zone)
@@ -59,14 +62,18 @@ class DailyJob:
                 return waited
 
     async def _claim(
-        self, project: str, day: date, segments: Sequence[SegmentInfo]
-    ) -> tuple[DailyRun, list[SegmentPart]] | None:
+        self, project: str, day: date, segments: Sequence[SegmentInfo], rerun: bool
+    ) -> tuple[DailyRun, list[SegmentPart]] | DailyRun | None:
+        """The run claimed by this process with its parts; or the ended run (not `rerun`);
+        or None while another process holds the day."""
         deps = self.deps
         now = deps.clock()
         async with deps.runs.transaction() as tx:
             current = await tx.get(project, day, lock=True)
             if current is not None and current.held_by_other(deps.owner, now):
                 return None
+            if current is not None and current.state is not RunState.RUNNING and not rerun:
+                return current
             resume = current is not None and current.state is RunState.RUNNING
             run = DailyRun(
                 project=project,

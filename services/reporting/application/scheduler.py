@@ -75,4 +75,4 @@ class Scheduler:
             deps.owner, now
         )):  # fmt: skip
             return
-        await self.job.run_day(project, day)
+        await self.job.run_day(project, day, rerun=False)

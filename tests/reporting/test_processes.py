@@ -1,0 +1,116 @@
+"""Several reporting processes on one run log: a day runs once; the scheduler runs each
+project's due day after its local midnight plus the delay, and back-fills new and changed
+segments (each point says how it was computed and for which definition version)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from google.protobuf import field_mask_pb2
+
+from segments.v1 import definition_service_pb2 as dpb
+from segments.v1 import reporting_service_pb2 as pb
+from services.reporting.domain.days import due_day
+from tests.evaluator.grpc_stack import TIMEOUT, create, did, ingest, past
+from tests.evaluator.support import event
+from tests.support.auth import create_project
+
+from .conftest import Suite, new_project_id
+from .stack import FAST, run_day, running_reporting, trend
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition did not hold in time")
+
+
+async def test_two_processes_run_a_day_once(s: Suite) -> None:
+    project = new_project_id()
+    await create_project(s.base.definition_channel, project)
+    await ingest(s.base, project, [event("e1", "u1", "Buy", datetime(2026, 3, 10, 9, tzinfo=UTC))])
+    await create(s.base, project, "buyers", past(did("Buy")))
+    first = s.reporting
+    first.source.calls = 0
+    first.source.delay = 0.5
+    try:
+        async with running_reporting(s.base, s.store_url, s.clock) as second:
+            day = date(2026, 3, 10)
+            one = asyncio.create_task(run_day(first, project, day))
+
+            async def claimed() -> bool:
+                return first.source.calls >= 1
+
+            await _eventually(claimed)
+            two = await run_day(second, project, day)  # waits for the first process's run
+            assert (await one) == two
+            assert two.attempt_count == 1 and two.state == pb.DAILY_RUN_STATE_SUCCEEDED
+            assert (first.source.calls, second.source.calls) == (1, 0)
+    finally:
+        first.source.delay = 0.0
+
+
+async def test_the_scheduler_runs_due_days_and_backfills_new_and_changed_segments(
+    s: Suite,
+) -> None:
+    project = new_project_id()
+    await create_project(s.base.definition_channel, project)
+    now = datetime.now(UTC)
+    await ingest(s.base, project, [event("e1", "u1", "Buy", now - timedelta(days=1))])
+    segment = await create(s.base, project, "buyers", past(did("Buy")))
+    created = now.date()
+    # two days later, with two scheduling processes
+    s.clock.set(now + timedelta(days=2))
+    settings = replace(FAST, scheduler=True, backfill_days=2)
+    due = due_day(s.clock(), "UTC", settings.schedule_delay)
+    first_day = created - timedelta(days=2)
+
+    async def filled() -> list[pb.TrendPoint]:
+        return await trend(s.reporting, segment, first_day, due)
+
+    async with (
+        running_reporting(s.base, s.store_url, s.clock, settings) as one,
+        running_reporting(s.base, s.store_url, s.clock, settings) as two,
+    ):
+
+        async def all_computed() -> bool:
+            return all(p.computed for p in await filled())
+
+        await _eventually(all_computed)
+        points = await filled()
+        assert [p.user_count for p in points] == [
+            0 if d < (now - timedelta(days=1)).date() else 1
+            for d in (first_day + timedelta(days=i) for i in range(len(points)))
+        ]
+        sources = {p.date.day: p.source for p in points}
+        assert sources[due.day] == pb.TREND_POINT_SOURCE_DAILY_JOB
+        assert sources[first_day.day] == pb.TREND_POINT_SOURCE_BACKFILL
+        version = points[0].definition_version
+        assert version and {p.definition_version for p in points} == {version}
+        run = await s.reporting.stub.GetDailyRun(
+            pb.GetDailyRunRequest(name=f"projects/{project}/dailyRuns/{due.isoformat()}"),
+            timeout=TIMEOUT,
+        )
+        assert run.state == pb.DAILY_RUN_STATE_SUCCEEDED and run.attempt_count == 1
+
+        # a changed definition is back-filled again, every point for the new version
+        got = await s.base.definitions.GetSegment(dpb.GetSegmentRequest(name=segment))
+        got.definition.CopyFrom(past(did("Sell")))
+        await s.base.definitions.UpdateSegment(
+            dpb.UpdateSegmentRequest(
+                segment=got, update_mask=field_mask_pb2.FieldMask(paths=["definition"])
+            ),
+            timeout=TIMEOUT,
+        )
+
+        async def refilled() -> bool:
+            return all(p.definition_version != version for p in await filled())
+
+        await _eventually(refilled)
+        assert [p.user_count for p in await filled()] == [0] * len(points)
+        assert one.source.calls + two.source.calls > 0
