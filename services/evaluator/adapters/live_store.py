@@ -321,6 +321,12 @@ class LiveStore:
             ).scalar_one()
         return None if value is None else from_ms(int(value))
 
+    async def pending_timers(self) -> int:
+        """How many timers wait to fire, all projects together."""
+        async with self.database.begin() as conn:
+            count = sa.select(sa.func.count()).select_from(live_timers).where(TM.state == "pending")
+            return int((await conn.execute(count)).scalar_one())
+
     async def days_checked(self, day: str) -> set[str]:
         """Segments whose start of `day` (yyyy-mm-dd) has been checked."""
         D = live_day_checks.c

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from libs.clickhouse.port import ClickHouse
+from libs.common import metrics
 from libs.common.errors import Unavailable
 from libs.common.logging import get_logger
 from libs.common.wakeup import Wakeup
@@ -240,7 +241,16 @@ class LiveEngine:
     async def commit(self, outbox: Outbox, now: datetime) -> list[Entry]:
         entries = await self.store.commit(outbox, self.policies(), now)
         self.broadcast.publish(entries)
+        record_entries(entries)
         return entries
+
+
+def record_entries(entries: Sequence[Entry]) -> None:
+    """The entries written, and for each how long after the user qualified it was stored."""
+    metrics.LIVE_ENTRIES.inc(len(entries))
+    for entry in entries:
+        delay = (entry.create_time - entry.entry_time).total_seconds()
+        metrics.LIVE_ENTRY_LATENCY_SECONDS.observe(max(0.0, delay))
 
 
 class LiveChain:

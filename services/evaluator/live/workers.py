@@ -16,6 +16,7 @@ import contextlib
 import uuid
 from datetime import datetime, timedelta
 
+from libs.common import metrics
 from libs.common.errors import DomainError
 from libs.common.logging import get_logger
 from libs.common.wakeup import wait_for
@@ -39,6 +40,8 @@ TIMER_BATCH = 2000
 TIMER_LEASE = timedelta(seconds=30)
 #: How often retention runs.
 PRUNE_EVERY = timedelta(minutes=10)
+#: How often the pending-timer gauge is read from the store.
+GAUGE_EVERY = timedelta(seconds=15)
 
 
 class LiveWorkers:
@@ -50,6 +53,7 @@ class LiveWorkers:
         self._tasks: list[asyncio.Task[None]] = []
         self._checked_days: set[tuple[str, str]] = set()
         self._pruned_at: datetime | None = None
+        self._gauged_at: datetime | None = None
 
     def start(self) -> None:
         self._tasks = [
@@ -86,6 +90,7 @@ class LiveWorkers:
     async def _timer_step(self) -> float:
         """Fires what is due; returns how long to wait before looking again."""
         await self._prune_if_due()
+        await self._gauge_if_due()
         poll = self.engine.settings.poll_seconds
         due = await self.engine.store.next_due()  # a read: no write lock while nothing is due
         if due is None:
@@ -179,6 +184,17 @@ class LiveWorkers:
             return
         self._pruned_at = now
         await self.prune(now)
+
+    async def _gauge_if_due(self) -> None:
+        now = self.engine.clock()
+        if self._gauged_at is not None and now - self._gauged_at < GAUGE_EVERY:
+            return
+        self._gauged_at = now
+        await self.gauge_pending()
+
+    async def gauge_pending(self) -> None:
+        """Reads how many timers wait into the pending-timer gauge."""
+        metrics.LIVE_TIMERS_PENDING.set(await self.engine.store.pending_timers())
 
     async def prune(self, now: datetime) -> None:
         engine = self.engine

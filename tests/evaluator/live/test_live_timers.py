@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from google.protobuf import field_mask_pb2
 
+from libs.common import metrics
 from libs.common.server import RunningServer
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import segment_pb2
@@ -111,3 +112,22 @@ async def test_a_late_a_and_its_b_in_one_batch_make_no_entry(live: Live) -> None
     )
     await live.workers.fire_due_timers()
     assert users(await live.entries(1)) == ["u2"]
+
+
+async def test_live_metrics_count_entries_their_delay_and_pending_timers(live: Live) -> None:
+    def sample(name: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name) or 0.0
+
+    entries, observed = (
+        sample("segments_live_entries_total"),
+        sample("segments_live_entry_latency_seconds_count"),
+    )
+    await live.define("quiet", inaction("Added to Cart", "Charged", T))
+    await live.ingest(*[event(f"a{u}", f"u{u}", "Added to Cart", T0) for u in (1, 2)])
+    await live.workers.gauge_pending()
+    assert sample("segments_live_timers_pending") >= 2  # the gauge is process-wide
+    live.clock.set(T0 + timedelta(seconds=T + 3))
+    await live.workers.fire_due_timers()
+    await live.entries(2)
+    assert sample("segments_live_entries_total") - entries == 2
+    assert sample("segments_live_entry_latency_seconds_count") - observed == 2
