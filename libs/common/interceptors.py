@@ -12,7 +12,12 @@ For each call (unary and streaming alike) it:
 * turns any other exception into INTERNAL with a generic message (the traceback goes to the
   log, never to the caller);
 * logs the call once when it ends: method, status code, duration_ms, and the authenticated
-  caller (`caller`, `key`: its API key's id) once the access check has admitted it.
+  caller (`caller`, `key`: its API key's id) once the access check has admitted it;
+* answers a request message that cannot be decoded (corrupt wire bytes, invalid UTF-8 in a
+  string, nesting deeper than the decoder allows) with INVALID_ARGUMENT like any other bad
+  request. grpc decodes a message before any interceptor runs, so the handler's request
+  deserializer is wrapped: it hands an `Undecodable` to the call instead of raising, and the
+  call (or the request stream, at that message) fails with `REQUEST_UNDECODABLE`.
 """
 
 from __future__ import annotations
@@ -208,11 +213,65 @@ def _time_remaining(context: Context) -> float | None:
     return remaining
 
 
+class Undecodable:
+    """What the wrapped deserializer hands on for a message it could not decode."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def undecodable_error(found: Undecodable) -> errors.InvalidArgument:
+    detail = str(found.error).strip() or type(found.error).__name__
+    return errors.InvalidArgument(
+        "the request message cannot be decoded (corrupt wire bytes, a string that is not "
+        f"UTF-8, or nesting deeper than 100 levels): {detail}",
+        reason="REQUEST_UNDECODABLE",
+    )
+
+
+def tolerant_deserializer(
+    deserializer: Callable[[bytes], Any] | None,
+) -> Callable[[bytes], Any] | None:
+    """`deserializer` returning an `Undecodable` where it would raise."""
+    if deserializer is None or getattr(deserializer, "tolerant", False):
+        return deserializer
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return Undecodable(exc)
+
+    deserialize.tolerant = True  # type: ignore[attr-defined]
+    return deserialize
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, Undecodable):
+        raise undecodable_error(request)
+    return request
+
+
+async def _decoded_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _decoded(request)
+
+
+def _checked(request_or_iterator: Any) -> Any:
+    """The request (raising for an undecodable one), or the request stream checked message by
+    message."""
+    if hasattr(request_or_iterator, "__aiter__"):
+        return _decoded_stream(request_or_iterator)
+    return _decoded(request_or_iterator)
+
+
 def _wrap_unary_response(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request_or_iterator: Any, context: Context) -> Any:
         call = _Call(method, context)
         try:
-            result = behavior(request_or_iterator, context)
+            result = behavior(_checked(request_or_iterator), context)
             if inspect.isawaitable(result):
                 result = await result
             call.succeeded()
@@ -234,7 +293,7 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable
         async def generator(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
             call = _Call(method, context)
             try:
-                async for response in behavior(request_or_iterator, context):
+                async for response in behavior(_checked(request_or_iterator), context):
                     yield response
                 call.succeeded()
             except BaseException as exc:
@@ -251,7 +310,7 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable
         # The handler writes with context.write() (or returns an iterator of responses).
         call = _Call(method, context)
         try:
-            result = behavior(request_or_iterator, context)
+            result = behavior(_checked(request_or_iterator), context)
             if inspect.isawaitable(result):
                 result = await result
             if hasattr(result, "__aiter__"):
@@ -283,15 +342,21 @@ _HANDLER_FACTORIES: dict[str, Callable[..., Any]] = {
 def rewrap_handler(
     handler: grpc.RpcMethodHandler,  # type: ignore[type-arg]
     wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]],
+    *,
+    tolerant: bool = False,
 ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
     """`handler` with its behaviour replaced by `wrap(kind, behaviour)`, where kind is
-    "unary_unary", "unary_stream", "stream_unary" or "stream_stream"."""
+    "unary_unary", "unary_stream", "stream_unary" or "stream_stream"; with `tolerant`, its
+    request deserializer hands on an `Undecodable` instead of raising."""
     for kind, factory in _HANDLER_FACTORIES.items():
         behavior = getattr(handler, kind)
         if behavior is not None:
+            deserializer = handler.request_deserializer
             rewrapped: grpc.RpcMethodHandler = factory(  # type: ignore[type-arg]
                 wrap(kind, behavior),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=tolerant_deserializer(deserializer)
+                if tolerant
+                else deserializer,
                 response_serializer=handler.response_serializer,
             )
             return rewrapped
@@ -316,7 +381,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 return _wrap_unary_response(method, behavior)
             return _wrap_stream_response(method, behavior)
 
-        return rewrap_handler(handler, wrap)
+        return rewrap_handler(handler, wrap, tolerant=True)
 
 
 def server_interceptors(
