@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping, Sequence
@@ -35,6 +36,7 @@ from libs.clickhouse.common import (
     rows_to_columns,
 )
 from libs.clickhouse.port import InsertData, Params, Row, Settings
+from libs.common.errors import FailedPrecondition
 
 _FETCH_DONE = object()
 _log = logging.getLogger(__name__)
@@ -58,6 +60,28 @@ class _Connection:
                 self.applied[key] = value
 
 
+def check_not_held(path: Path) -> None:
+    """Refuses a data path that another process's embedded ClickHouse holds (it locks the
+    `status` file of the path while it runs), before chDB itself fails with a long report."""
+    status = path / "status"
+    try:
+        handle = status.open("rb")
+    except OSError:
+        return  # never opened yet, or unreadable: chDB says what is wrong
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FailedPrecondition(
+                f"another segments server holds the data directory {path.parent} (its embedded "
+                "ClickHouse); stop that server, or give this one a data directory of its own "
+                "(SEGMENTS_DATA_DIR) or a ClickHouse server (SEGMENTS_CLICKHOUSE_URL)",
+                reason="DATA_DIRECTORY_IN_USE",
+                metadata={"path": str(path)},
+            ) from None
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 class ChdbEngine:
     """The process's embedded ClickHouse server for one data path."""
 
@@ -69,6 +93,7 @@ class ChdbEngine:
         self._lock = threading.Lock()
         self._idle: dict[str, list[_Connection]] = {}
         self._admin: Any = None
+        self._probed = False
 
     @classmethod
     def for_path(cls, path: Path) -> ChdbEngine:
@@ -93,6 +118,9 @@ class ChdbEngine:
             return engine
 
     def _connect(self) -> Any:
+        if not self._probed:
+            check_not_held(self.path)
+            self._probed = True
         return chdb.connect(str(self.path))
 
     def ensure_database(self, database: str) -> None:

@@ -32,8 +32,21 @@ from libs.clickhouse.common import (
     rows_to_columns,
 )
 from libs.clickhouse.port import InsertData, Params, Row, Settings
+from libs.common.errors import Unavailable
 
 _DONE = object()
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost OS error under a driver failure ("[Errno 111] Connection refused")."""
+    found: BaseException | None = exc
+    seen = 0
+    while found is not None and seen < 20:
+        if isinstance(found, OSError) and found.strerror:
+            return f"[Errno {found.errno}] {found.strerror}"
+        found = found.__cause__ or found.__context__
+        seen += 1
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _map(exc: BaseException) -> Exception:
@@ -82,7 +95,14 @@ class HttpClickHouse:
         try:
             client = await asyncio.to_thread(connect)
         except Exception as exc:
-            raise _map(exc) from exc
+            mapped = _map(exc)
+            if isinstance(mapped, Unavailable):
+                where = f"{parts.hostname or 'localhost'}:{parts.port or ''}".rstrip(":")
+                raise Unavailable(
+                    f"ClickHouse cannot be reached at {where}: {_root_cause(exc)}",
+                    reason=mapped.reason,
+                ) from exc
+            raise mapped from exc
         return cls(client, database, max_memory_bytes)
 
     @property

@@ -174,6 +174,14 @@ class Config:
         configured = self.service_database_urls.get(service) or self.database_url
         return configured or f"sqlite+aiosqlite:///{self.data_dir / f'{service}.sqlite3'}"
 
+    def database_variable(self, service: str) -> str:
+        """The variable naming `service_database_url(service)` (when one does)."""
+        if service != "definition" and self.service_database_urls.get(service):
+            return f"SEGMENTS_{service.upper()}_DATABASE_URL"
+        if self.database_url:
+            return "SEGMENTS_DATABASE_URL"
+        return "SEGMENTS_DATA_DIR"
+
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "chdb"

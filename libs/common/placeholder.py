@@ -1,7 +1,8 @@
 """A service whose every RPC answers UNIMPLEMENTED, with a message that says so plainly.
 
-It lets the whole suite start, answer health checks and list itself through reflection
-before a service's behaviour lands. No RPC returns made-up data.
+It lets the whole suite start and list itself through reflection before a service's
+behaviour lands; health says NOT_SERVING for it (it serves nothing). No RPC returns made-up
+data.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def _server_streaming_methods(service_name: str) -> frozenset[str]:
 
 class PlaceholderService:
     """A `Service` with no store whose RPCs all answer UNIMPLEMENTED."""
+
+    #: Health reports NOT_SERVING for a service that implements nothing.
+    implemented = False
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ from libs.common.access import AccessDecider, CachingDecider
 from libs.common.access_interceptor import AccessInterceptor
 from libs.common.access_peer import PeerAccessDecider
 from libs.common.config import Config, ConfigError
+from libs.common.errors import DomainError
+from libs.common.health import DEFAULT_INTERVAL_SECONDS, HealthMonitor
 from libs.common.interceptors import server_interceptors
 from libs.common.limits import ConcurrencyLimiter, FailedAuthLimiter
 from libs.common.logging import get_logger
@@ -57,6 +59,8 @@ class RunningServer:
     `access_decider()` (the definition service), else the definition service's CheckAccess at
     `config.peer_address("definition")`; `roles` is the role table (default `RPC_ROLES`) and
     `expensive` the methods limited per principal (default `EXPENSIVE_RPCS`).
+    Health says SERVING for a service while its stores answer (checked every
+    `health_interval` seconds; `libs.common.health`).
     Audit records go to `config.service_database_url("audit")` (opened on the first one).
     """
 
@@ -70,6 +74,7 @@ class RunningServer:
         access: AccessDecider | None = None,
         roles: Mapping[str, Role] = RPC_ROLES,
         expensive: Collection[str] = EXPENSIVE_RPCS,
+        health_interval: float = DEFAULT_INTERVAL_SECONDS,
     ) -> None:
         names = [s.name for s in services]
         if len(set(names)) != len(names):
@@ -80,6 +85,7 @@ class RunningServer:
         self.requested_port = port if port is not None else config.port
         self.port = 0
         self.health: Any = AioHealthServicer()
+        self._monitor = HealthMonitor(self.health, self.services, health_interval)
         self._server: grpc.aio.Server | None = None
         self._started: list[Service] = []
         self._stopping = False
@@ -110,7 +116,10 @@ class RunningServer:
         tracing.configure(self.config, _trace_service_name(self.services))
         try:
             for service in self.services:
-                await service.start()
+                try:
+                    await service.start()
+                except DomainError as exc:
+                    raise ServerError(start_failure(service.name, exc, self.config)) from exc
                 self._started.append(service)
             self._decider = CachingDecider(self._make_decider(), self.config.auth_cache_seconds)
             access = AccessInterceptor(
@@ -169,9 +178,7 @@ class RunningServer:
             )
         self._server = server
         self.port = port
-        for service in self.services:
-            await self.health.set(service.name, health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._monitor.start()
         _log.info(
             "server_started",
             host=self.host,
@@ -209,6 +216,7 @@ class RunningServer:
         self._stopping = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         _log.info("server_stopping", grace_seconds=grace)
+        await self._monitor.stop()
         await self.health.enter_graceful_shutdown()
         # Let health watchers see NOT_SERVING before the port closes.
         await asyncio.sleep(0)
@@ -237,17 +245,27 @@ class RunningServer:
                 _log.error("service_stop_failed", service=service.name, exc_info=exc)
 
 
+def service_key(name: str) -> str:
+    """ "evaluator" of "segments.v1.SegmentEvaluatorService" (the name in variables)."""
+    return name.rsplit(".", 1)[-1].removeprefix("Segment").removesuffix("Service").lower()
+
+
+def start_failure(name: str, exc: DomainError, config: Config) -> str:
+    """One line saying why a service could not start, naming the variable to check when a
+    store cannot be reached."""
+    key = service_key(name)
+    hint = ""
+    if exc.reason == "CLICKHOUSE_UNAVAILABLE":
+        hint = " (check SEGMENTS_CLICKHOUSE_URL)"
+    elif exc.reason == "STORE_UNREACHABLE":
+        hint = f" (check {config.database_variable(key)})"
+    return f"the {key} service cannot start: {exc.message}{hint}"
+
+
 def _trace_service_name(services: Sequence[Service]) -> str:
     """ "segments-evaluator" for one service, "segments" for several in one process."""
     if len(services) == 1:
-        return (
-            "segments-"
-            + services[0]
-            .name.rsplit(".", 1)[-1]
-            .removeprefix("Segment")
-            .removesuffix("Service")
-            .lower()
-        )
+        return "segments-" + service_key(services[0].name)
     return "segments"
 
 

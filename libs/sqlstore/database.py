@@ -25,6 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from libs.common.errors import Aborted, Unavailable
 from libs.sqlstore.observe import forget_engine, observe_engine, observed_transaction, store_name
 
+#: How long opening a connection to a database server may take before the store counts as
+#: unreachable.
+CONNECT_TIMEOUT_SECONDS = 10
+
 #: PostgreSQL SQLSTATEs meaning "a concurrent transaction won; retry": serialization
 #: failure and deadlock.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -90,8 +94,19 @@ class SqlDatabase:
             engine = create_async_engine(url, connect_args={"timeout": 30})
             _sqlite_setup(engine)
         else:
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            engine = create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+            )
         try:
+            try:
+                async with engine.connect() as probe:
+                    await probe.exec_driver_sql("SELECT 1")
+            except (DBAPIError, OSError) as exc:
+                raise self.unreachable(exc) from exc
             async with engine.begin() as conn:
                 await conn.run_sync(self._upgrade)
         except BaseException:
@@ -99,6 +114,33 @@ class SqlDatabase:
             raise
         self._engine = engine
         observe_engine(self, engine, store_name(self.label))
+
+    def unreachable(self, exc: BaseException) -> Unavailable:
+        """The error of a store that cannot be reached, naming it and its address (without
+        the password)."""
+        cause = getattr(exc, "orig", None) or exc
+        detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+        address = make_url(self.url).render_as_string(hide_password=True)
+        return Unavailable(
+            f"{self.label} cannot be reached at {address}: {detail}",
+            reason="STORE_UNREACHABLE",
+            metadata={"store": self.label},
+        )
+
+    async def problem(self) -> str | None:
+        """None when a server database answers a trivial query (an embedded file is not
+        probed: a busy writer would hold the probe up), else what is wrong. For health
+        checks, which bound the time it takes."""
+        if self._engine is None:
+            return f"{self.label} is not open"
+        if self.dialect == "sqlite":
+            return None
+        try:
+            async with self._engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except (DBAPIError, OSError) as exc:
+            return self.unreachable(exc).message
+        return None
 
     def _upgrade(self, connection: Connection) -> None:
         cfg = AlembicConfig()

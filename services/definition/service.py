@@ -52,6 +52,10 @@ class DefinitionService:
         if self._bootstrap_admin_key:
             await ensure_bootstrap_key(self.store, self._bootstrap_admin_key)
 
+    async def health_problem(self) -> str | None:
+        """What keeps the service from serving (its store cannot be reached), or None."""
+        return await self.store.database.problem()
+
     async def stop(self) -> None:
         if self.audit is not None:
             await self.audit.close()

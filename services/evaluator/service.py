@@ -9,6 +9,7 @@ import grpc
 
 from libs.clickhouse import ClickHouse, open_clickhouse
 from libs.common.config import Config
+from libs.common.errors import DomainError
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from services.evaluator.adapters.definition_client import GrpcSegmentSource
 from services.evaluator.adapters.definition_watch import LiveSegmentWatch
@@ -82,6 +83,17 @@ class EvaluatorService:
         pb_grpc.add_SegmentEvaluatorServiceServicer_to_server(
             EvaluatorServicer(self.evaluator), server
         )
+
+    async def health_problem(self) -> str | None:
+        """What keeps the service from serving (ClickHouse or its live store cannot be
+        reached), or None."""
+        if self._ch is None:
+            return "ClickHouse is not open"
+        try:
+            await self._ch.query("SELECT 1")
+        except DomainError as exc:
+            return exc.message
+        return await self._live_store.database.problem()
 
     async def stop(self) -> None:
         if self.workers is not None:

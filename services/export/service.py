@@ -62,6 +62,10 @@ class ExportService:
         await self.store.open()
         await self.worker.start()
 
+    async def health_problem(self) -> str | None:
+        """What keeps the service from serving (its job store cannot be reached), or None."""
+        return await self.store.database.problem()
+
     async def stop(self) -> None:
         await self.worker.stop()
         streams = list(self.deps.runs.streams)

@@ -16,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from libs.common.config import Config, ConfigError
+from libs.common.placeholder import PlaceholderService
 from libs.common.server import HEALTH_SERVICE_NAME
 from services import cli
 from services.demo import (
@@ -129,7 +130,13 @@ async def test_serve_one_service_as_a_subprocess(tmp_path: Path) -> None:
         address = await _wait_for_address(process, seen)
         async with grpc.aio.insecure_channel(address) as channel:
             name = "segments.v1.SegmentReportingService"
-            assert await health_status(channel, name) == health_pb2.HealthCheckResponse.SERVING
+            (reporting,) = cli.build_services("reporting", Config(data_dir=tmp_path / "unused"))
+            expected = (
+                health_pb2.HealthCheckResponse.NOT_SERVING
+                if isinstance(reporting, PlaceholderService)
+                else health_pb2.HealthCheckResponse.SERVING
+            )
+            assert await health_status(channel, name) == expected
             assert name in await reflected_services(channel)
             assert HEALTH_SERVICE_NAME in await reflected_services(channel)
     finally:

@@ -1,4 +1,5 @@
-"""Every service answers health SERVING and lists itself through reflection."""
+"""Every service answers health (SERVING, NOT_SERVING for one that implements nothing yet)
+and lists itself through reflection."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from libs.common.config import SERVICE_NAMES, Config
+from libs.common.placeholder import PlaceholderService
 from libs.common.server import HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME, ServerError
 from services.cli import build_services, default_port
 
 from .conftest import FakeService, health_status, reflected_services, running
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 @pytest.mark.parametrize("which", ["all", *SERVICE_NAMES])
@@ -20,8 +23,12 @@ async def test_health_and_reflection(which: str, config: Config) -> None:
     names = {s.name for s in services}
     assert len(names) == (4 if which == "all" else 1)
     async with running(services, config) as (_, channel):
-        for name in [*names, ""]:
-            assert await health_status(channel, name) == SERVING
+        for service in services:
+            placeholder = isinstance(service, PlaceholderService)
+            expected = NOT_SERVING if placeholder else SERVING
+            assert await health_status(channel, service.name) == expected
+        everything = all(isinstance(s, PlaceholderService) for s in services)
+        assert await health_status(channel, "") == (NOT_SERVING if everything else SERVING)
         listed = await reflected_services(channel)
     assert listed == names | {HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME}
 

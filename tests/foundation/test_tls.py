@@ -150,7 +150,8 @@ async def test_peer_calls_and_the_health_probe_over_mutual_tls(
             ("SEGMENTS_TLS_KEY_FILE", reporting_cert.key),
         ):
             monkeypatch.setenv(name, str(value))
-        assert await asyncio.to_thread(healthcheck.main, [reporting.address]) == 0
+        # (of the definition server: a service that implements nothing is NOT_SERVING)
+        assert await asyncio.to_thread(healthcheck.main, [definition.address]) == 0
     finally:
         await reporting.stop()
         await definition.stop()

@@ -74,7 +74,8 @@ def _check(exc: grpc.aio.AioRpcError, request_id: str) -> None:
     assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT, exc
     assert "cannot be decoded" in (exc.details() or "")
     assert error_info(exc).reason == "REQUEST_UNDECODABLE"
-    assert (("x-request-id", request_id)) in tuple(exc.trailing_metadata() or ())
+    trailers: list[tuple[str, object]] = list(exc.trailing_metadata() or ())  # type: ignore[arg-type]
+    assert ("x-request-id", request_id) in trailers
 
 
 async def test_undecodable_requests_are_invalid_argument(all_services: AllServices) -> None:
