@@ -53,6 +53,7 @@ class CountingSource(GrpcFigureSource):
     segments_asked: list[str] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0  # seconds each call waits before asking the evaluator
+    hang_after: int = 0  # calls after this many never answer (0: none hang)
 
     def __post_init__(self) -> None:
         GrpcFigureSource.__init__(self, self.address)
@@ -69,6 +70,8 @@ class CountingSource(GrpcFigureSource):
         self.segments_asked += segments
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hang_after and self.calls > self.hang_after:
+            await asyncio.Event().wait()
         results = await super().compute(project, segments, as_of, entered_since, sample_size)
         for i, segment in enumerate(segments):
             left = self.failures.get(segment, 0)

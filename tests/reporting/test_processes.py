@@ -5,10 +5,12 @@ segments (each point says how it was computed and for which definition version).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import grpc
 from google.protobuf import field_mask_pb2
 
 from segments.v1 import definition_service_pb2 as dpb
@@ -53,6 +55,34 @@ async def test_two_processes_run_a_day_once(s: Suite) -> None:
             assert (first.source.calls, second.source.calls) == (1, 0)
     finally:
         first.source.delay = 0.0
+
+
+async def test_a_run_interrupted_by_a_restart_resumes_with_what_is_left(s: Suite) -> None:
+    project = new_project_id()
+    await create_project(s.base.definition_channel, project)
+    await ingest(s.base, project, [event("e1", "u1", "Buy", datetime(2026, 3, 10, 9, tzinfo=UTC))])
+    for name in ("seg-one", "seg-two"):
+        await create(s.base, project, name, past(did("Buy")))
+    one_at_a_time = replace(FAST, batch_segments=1)
+    day = date(2026, 3, 10)
+    async with running_reporting(s.base, s.store_url, s.clock, one_at_a_time) as first:
+        first.source.hang_after = 2  # the third segment's call never answers
+        call = asyncio.create_task(run_day(first, project, day))
+
+        async def two_done() -> bool:
+            return first.source.calls >= 3
+
+        await _eventually(two_done)
+    with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+        await call  # the process went away under the call
+    done_before = first.source.segments_asked[:2]
+    s.clock.set(s.clock() + timedelta(seconds=10))  # the first process's lease ran out
+    async with running_reporting(s.base, s.store_url, s.clock, one_at_a_time) as second:
+        run = await run_day(second, project, day)
+    assert run.state == pb.DAILY_RUN_STATE_SUCCEEDED and run.attempt_count == 2
+    assert run.succeeded_count == 4  # two segments and the two system segments
+    assert not set(second.source.segments_asked) & set(done_before)
+    assert len(second.source.segments_asked) == 2
 
 
 async def test_the_scheduler_runs_due_days_and_backfills_new_and_changed_segments(
