@@ -9,6 +9,7 @@ import grpc
 
 from libs.clickhouse import ClickHouse, open_clickhouse
 from libs.common.config import Config
+from libs.common.errors import DomainError
 from segments.v1 import reporting_service_pb2_grpc as pb_grpc
 from services.reporting.adapters.definition_client import GrpcSegmentCatalog
 from services.reporting.adapters.evaluator_client import GrpcFigureSource
@@ -84,6 +85,17 @@ class ReportingService:
             raise RuntimeError("start() the reporting service before registering it")
         servicer = ReportingServicer(DailyJob(self.deps), Reports(self.deps))
         pb_grpc.add_SegmentReportingServiceServicer_to_server(servicer, server)
+
+    async def health_problem(self) -> str | None:
+        """What keeps the service from serving (ClickHouse or its run log cannot be reached),
+        or None."""
+        if self._ch is None:
+            return "ClickHouse is not open"
+        try:
+            await self._ch.query("SELECT 1")
+        except DomainError as exc:
+            return exc.message
+        return await self.runs.database.problem()
 
     async def stop(self) -> None:
         if self.scheduler is not None:
