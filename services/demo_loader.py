@@ -16,6 +16,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,21 @@ import grpc
 
 from libs.common.access import internal_credential
 from libs.common.logging import get_logger
+from libs.model.definition_proto import date_to_proto
 from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as ds
 from segments.v1 import definition_service_pb2_grpc as ds_grpc
 from segments.v1 import evaluator_service_pb2 as ev
 from segments.v1 import evaluator_service_pb2_grpc as ev_grpc
+from segments.v1 import reporting_service_pb2 as rp
+from segments.v1 import reporting_service_pb2_grpc as rp_grpc
 from services.demo import DEMO_AS_OF, PROJECT, DemoData
 from services.demo_export import export_worked_example
 
 DEMO_USER = "demo@segments.example"
+#: the daily job runs for the data set's last days, so that every segment has a trend
+REPORT_DAYS = 14
+TREND_SEGMENT = "cart-abandoners-7d"
 EVENT_BATCH = 1000
 _log = get_logger("segments.demo")
 
@@ -188,7 +195,42 @@ async def load(address: str, data: DemoData, key_file: Path) -> dict[str, str]:
             "export ny-facebook-april-lapsed",
             lambda: export_worked_example(channel, metadata),
         )
+        await _daily_reports(channel, metadata, outcomes)
 
     for step, outcome in outcomes.items():
         print(f"  demo: {step}: {outcome}", flush=True)
     return outcomes
+
+
+async def _daily_reports(
+    channel: grpc.aio.Channel, metadata: Any, outcomes: dict[str, str]
+) -> None:
+    """Runs the daily job for the data set's last REPORT_DAYS days, and reads a trend."""
+    reporting = rp_grpc.SegmentReportingServiceStub(channel)
+    last = DEMO_AS_OF.date() - timedelta(days=1)
+    days = [last - timedelta(days=i) for i in reversed(range(REPORT_DAYS))]
+
+    async def run_days() -> str:
+        states = []
+        for day in days:
+            run = await reporting.RunDailyJob(
+                rp.RunDailyJobRequest(parent=PROJECT, date=date_to_proto(day)),
+                metadata=metadata,
+            )
+            states.append(rp.DailyRunState.Name(run.state).removeprefix("DAILY_RUN_STATE_"))
+        return f"{len(days)} days ({days[0]} to {days[-1]}): {', '.join(sorted(set(states)))}"
+
+    await _step(outcomes, "daily job", run_days)
+
+    async def read_trend() -> str:
+        response = await reporting.GetSegmentTrend(
+            rp.GetSegmentTrendRequest(
+                segment=f"{PROJECT}/segments/{TREND_SEGMENT}",
+                start_date=date_to_proto(days[0]),
+                end_date=date_to_proto(days[-1]),
+            ),
+            metadata=metadata,
+        )
+        return "users a day: " + " ".join(str(p.user_count) for p in response.points)
+
+    await _step(outcomes, f"trend {TREND_SEGMENT}", read_trend)

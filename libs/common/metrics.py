@@ -134,7 +134,8 @@ DAILY_RUNS = Counter(
 )
 DAILY_RUN_SEGMENTS = Counter(
     "segments_daily_run_segments",
-    "Segments computed by daily runs, by outcome (succeeded, failed after retries).",
+    "Segments computed by daily runs, by outcome (succeeded, failed after retries), and "
+    "days back-filled (backfilled).",
     ("outcome",),
     registry=REGISTRY,
 )
