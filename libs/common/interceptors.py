@@ -76,39 +76,75 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+#: Bounds of what an error status repeats: a message quoting a huge request field would
+#: otherwise exceed the size clients accept for trailers (16 KiB; the message is
+#: percent-encoded, the details base64-encoded). UTF-8 bytes of the message, characters of
+#: each detail text, and bytes of all details together (violations beyond it are left out).
+MAX_MESSAGE_BYTES = 800
+MAX_DETAIL_CHARS = 200
+MAX_DETAILS_BYTES = 6000
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 20)] + f"... ({len(text)} chars)"
+
+
+def status_message(error: errors.DomainError) -> str:
+    """The error's message, cut to `MAX_MESSAGE_BYTES` of UTF-8."""
+    encoded = error.message.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return error.message
+    kept = encoded[: MAX_MESSAGE_BYTES - 40].decode(errors="ignore")
+    return f"{kept}... ({len(error.message)} chars)"
+
+
 def rich_status(error: errors.DomainError) -> status_pb2.Status:
     """The ``google.rpc.Status`` a client decodes with ``grpc_status.rpc_status.from_call``."""
     code = status_code_for(error)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
     info = error_details_pb2.ErrorInfo(
-        reason=error.reason, domain=errors.ERROR_DOMAIN, metadata=error.metadata
+        reason=error.reason,
+        domain=errors.ERROR_DOMAIN,
+        metadata={
+            clip(k, MAX_DETAIL_CHARS): clip(v, MAX_DETAIL_CHARS)
+            for k, v in list(error.metadata.items())[:20]
+        },
     )
-    status.details.append(_pack(info))
-    if isinstance(error, errors.InvalidArgument) and error.violations:
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in error.violations
-            ]
+    field_violations = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=clip(v.field, MAX_DETAIL_CHARS), description=clip(v.description, MAX_DETAIL_CHARS)
         )
-        status.details.append(_pack(bad_request))
-    if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(max(0, round(error.retry_after_seconds * 1e9)))
-        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    if isinstance(error, errors.FailedPrecondition) and error.violations:
-        failure = error_details_pb2.PreconditionFailure(
-            violations=[
-                error_details_pb2.PreconditionFailure.Violation(
-                    type=v.type, subject=v.subject, description=v.description
-                )
-                for v in error.violations
-            ]
+        for v in (error.violations if isinstance(error, errors.InvalidArgument) else ())
+    ]
+    preconditions = [
+        error_details_pb2.PreconditionFailure.Violation(
+            type=clip(v.type, MAX_DETAIL_CHARS),
+            subject=clip(v.subject, MAX_DETAIL_CHARS),
+            description=clip(v.description, MAX_DETAIL_CHARS),
         )
-        status.details.append(_pack(failure))
-    return status
+        for v in (error.violations if isinstance(error, errors.FailedPrecondition) else ())
+    ]
+    while True:
+        status = status_pb2.Status(code=code.value[0], message=status_message(error))
+        status.details.append(_pack(info))
+        if field_violations:
+            bad_request = error_details_pb2.BadRequest(field_violations=field_violations)
+            status.details.append(_pack(bad_request))
+        if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(max(0, round(error.retry_after_seconds * 1e9)))
+            status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+        if preconditions:
+            failure = error_details_pb2.PreconditionFailure(violations=preconditions)
+            status.details.append(_pack(failure))
+        over = status.ByteSize() > MAX_DETAILS_BYTES + MAX_MESSAGE_BYTES
+        if not over or (len(field_violations) <= 1 and len(preconditions) <= 1):
+            return status
+        # leave out the later half of the violations until the status fits
+        field_violations = field_violations[: len(field_violations) // 2 or 1]
+        preconditions = preconditions[: len(preconditions) // 2 or 1]
 
 
 class _Call:
@@ -147,7 +183,7 @@ class _Call:
         if isinstance(exc, errors.DomainError):
             status = rich_status(exc)
             self.code = status_code_for(exc)
-            message = exc.message
+            message = status.message
         elif isinstance(exc, NotImplementedError):
             # A generated servicer base method that nobody overrode.
             self.code = grpc.StatusCode.UNIMPLEMENTED

@@ -343,3 +343,22 @@ def test_a_call_without_a_rich_status_has_no_field_violations() -> None:
     )
     assert call_status(plain) is None
     assert field_violations(plain) == []
+
+
+def test_a_status_quoting_huge_input_stays_small() -> None:
+    from libs.common.interceptors import rich_status
+
+    huge = "é" * 100_000
+    error = errors.InvalidArgument(
+        f"name: {huge!r} is not valid",
+        violations=[errors.FieldViolation(f"f{i}", huge) for i in range(500)],
+        metadata={"value": huge},
+    )
+    status = rich_status(error)
+    assert len(status.message.encode()) <= 800
+    assert status.message.startswith("name: 'éé") and status.message.endswith("chars)")
+    assert status.ByteSize() < 8_000
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details)
+    assert 1 <= len(bad.field_violations) < 500
+    assert bad.field_violations[0].field == "f0"
