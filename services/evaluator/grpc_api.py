@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from libs.common import metrics
-from libs.common.errors import InvalidArgument
+from libs.common.errors import DomainError, InvalidArgument
 from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
@@ -71,6 +71,20 @@ def _snapshot(segment: str, info: SnapshotInfo) -> pb.Snapshot:
         as_of=datetime_to_timestamp(info.as_of),
         user_count=info.user_count,
         create_time=datetime_to_timestamp(info.create_time),
+    )
+
+
+def _say_what_was_stored(error: DomainError, out: pb.IngestEventsResponse) -> None:
+    """Adds to the error of a failed ingest stream how many of its events were stored."""
+    stored = out.accepted_count + out.duplicate_count
+    error.metadata.update(
+        accepted_count=str(out.accepted_count),
+        duplicate_count=str(out.duplicate_count),
+        rejected_count=str(out.rejected_count),
+    )
+    error.message = (
+        f"{error.message} (before this failure {stored} events of the stream were stored: "
+        f"{out.accepted_count} new, {out.duplicate_count} already there; the rest were not)"
     )
 
 
@@ -131,6 +145,21 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
             while storing is not None or pending:
                 await store_pending(wait=True)
             await live.finish()
+        except DomainError as exc:
+            # A later message failed: the batch in flight still finishes (holding the
+            # project's lock until it has), and the error says how much of the stream is stored.
+            failure = exc
+            if storing is not None:
+                try:
+                    _count_stored(out, await asyncio.shield(storing))
+                except DomainError as stored:
+                    failure = stored  # its own failure is the one reported
+                finally:
+                    storing = None
+            _say_what_was_stored(failure, out)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             if storing is not None:
                 # A later message failed (or the call ended): the batch in flight still finishes,
