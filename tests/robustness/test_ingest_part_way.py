@@ -29,7 +29,7 @@ def _events(prefix: str, count: int) -> list[pb.Event]:
 
 
 async def _ingest(
-    stub: pb_grpc.SegmentEvaluatorServiceStub, *messages: pb.IngestEventsRequest
+    stub: pb_grpc.SegmentEvaluatorServiceAsyncStub, *messages: pb.IngestEventsRequest
 ) -> None:
     async def stream() -> AsyncIterator[pb.IngestEventsRequest]:
         for message in messages:
@@ -51,7 +51,9 @@ def _metadata(exc: grpc.aio.AioRpcError) -> dict[str, str]:
 async def test_a_stream_failing_part_way_says_what_it_stored(all_services: AllServices) -> None:
     await create_project(all_services.channel, "partway")
     await create_project(all_services.channel, "elsewhere")
-    stub = pb_grpc.SegmentEvaluatorServiceStub(all_services.channel)
+    stub: pb_grpc.SegmentEvaluatorServiceAsyncStub = pb_grpc.SegmentEvaluatorServiceStub(
+        all_services.channel
+    )
     await _ingest(stub, pb.IngestEventsRequest(parent="projects/partway", events=_events("a", 2)))
     first = pb.IngestEventsRequest(
         parent="projects/partway", events=[*_events("a", 2), *_events("b", 3)]
