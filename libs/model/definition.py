@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+
+#: The supported range of every instant (events, profiles, evaluation times, time points):
+#: where events can be stored. Times outside it are refused where a request carries them.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2262, 1, 1, tzinfo=UTC)
+SUPPORTED_TIME_RANGE = "between 1970-01-01T00:00:00Z and 2262-01-01T00:00:00Z (exclusive)"
 
 
 class BooleanOperator(enum.Enum):

@@ -47,8 +47,31 @@ def _oneof(msg: Any, group: str, path: str) -> str:
     return str(which)
 
 
-def timestamp_to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_SECONDS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
+_MAX_SECONDS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1)
+#: What a Duration may hold (the protobuf contract: about 10,000 years either way).
+_MAX_DURATION_SECONDS = 315_576_000_000
+
+
+def timestamp_to_datetime(ts: timestamp_pb2.Timestamp, path: str = "") -> datetime:
+    """The Timestamp as an aware UTC datetime (microseconds); a Timestamp that no datetime can
+    hold (nanos outside 0..999,999,999, a year outside 1..9999) is INVALID_ARGUMENT at `path`.
+    Whether the instant is in the supported range is the caller's rule (`instant_from_proto`)."""
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise InvalidArgument.field(path, "nanos must be 0 to 999,999,999")
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
+        raise InvalidArgument.field(path, f"must lie {m.SUPPORTED_TIME_RANGE}")
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+
+
+def instant_from_proto(ts: timestamp_pb2.Timestamp, path: str) -> datetime:
+    """A Timestamp of a request, in the supported range (where events can be), or
+    INVALID_ARGUMENT naming `path` and the range."""
+    value = timestamp_to_datetime(ts, path)
+    if not m.EARLIEST_TIME <= value < m.LATEST_TIME:
+        raise InvalidArgument.field(path, f"must lie {m.SUPPORTED_TIME_RANGE}")
+    return value
 
 
 def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -57,8 +80,18 @@ def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def duration_to_timedelta(d: duration_pb2.Duration) -> timedelta:
-    return d.ToTimedelta()
+def duration_to_timedelta(d: duration_pb2.Duration, path: str = "") -> timedelta:
+    """The Duration as a timedelta; one the protobuf contract does not allow (nanos outside
+    -999,999,999..999,999,999 or of the other sign than seconds, about 10,000 years or more)
+    is INVALID_ARGUMENT at `path`."""
+    seconds, nanos = d.seconds, d.nanos
+    if abs(nanos) >= 1_000_000_000 or (seconds > 0 > nanos) or (seconds < 0 < nanos):
+        raise InvalidArgument.field(
+            path, "nanos must be -999,999,999 to 999,999,999 and of the sign of seconds"
+        )
+    if abs(seconds) > _MAX_DURATION_SECONDS:
+        raise InvalidArgument.field(path, "must be shorter than 10,000 years")
+    return timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 def timedelta_to_duration(value: timedelta) -> duration_pb2.Duration:
@@ -89,7 +122,7 @@ def value_from_proto(v: pb.Value, path: str) -> m.Scalar:
         return float(v.number_value)
     if kind == "bool_value":
         return bool(v.bool_value)
-    return timestamp_to_datetime(v.time_value)
+    return timestamp_to_datetime(v.time_value, f"{path}.time_value")
 
 
 def _offset(o: pb.RelativeOffset, path: str) -> m.RelativeOffset:
@@ -127,7 +160,7 @@ def _event(e: pb.EventSpec, path: str) -> m.EventSpec:
 def _point(p: pb.TimePoint, path: str) -> m.TimePoint:
     kind = _oneof(p, "kind", path)
     if kind == "instant":
-        return m.TimePoint(instant=timestamp_to_datetime(p.instant))
+        return m.TimePoint(instant=timestamp_to_datetime(p.instant, f"{path}.instant"))
     return m.TimePoint(date=date_from_proto(p.date, f"{path}.date"))
 
 
@@ -210,7 +243,9 @@ def _condition(n: pb.Node, kind: str, path: str) -> m.Condition:
             did=_required_event(c3, "did", p),
             did_not=_required_event(c3, "did_not", p),
             window=_required_window(c3, p),
-            within=duration_to_timedelta(c3.within) if c3.HasField("within") else None,
+            within=duration_to_timedelta(c3.within, f"{p}.within")
+            if c3.HasField("within")
+            else None,
         )
     if kind == "first_time":
         c4 = n.first_time
@@ -220,7 +255,9 @@ def _condition(n: pb.Node, kind: str, path: str) -> m.Condition:
         return m.Sequence(
             steps=tuple(_event(s, f"{p}.steps[{i}]") for i, s in enumerate(c5.steps)),
             window=_required_window(c5, p),
-            within=duration_to_timedelta(c5.within) if c5.HasField("within") else None,
+            within=duration_to_timedelta(c5.within, f"{p}.within")
+            if c5.HasField("within")
+            else None,
         )
     if kind == "user_property":
         return m.UserProperty(filter=_filter(n.user_property, p))
@@ -285,7 +322,7 @@ def _trigger(t: pb.LiveTrigger, path: str) -> m.LiveTrigger:
         return m.InactionWithinTrigger(
             did=_required_event(c, "did", p),
             did_not=_required_event(c, "did_not", p),
-            within=duration_to_timedelta(c.within),
+            within=duration_to_timedelta(c.within, f"{p}.within"),
         )
     if kind == "on_date":
         return m.DateTrigger(property=t.on_date.property, days_from_today=t.on_date.days_from_today)
@@ -310,7 +347,9 @@ def _reentry(r: pb.ReentryPolicy, path: str) -> m.Reentry:
         mode = m.ReentryMode.EVERY_OCCURRENCE
     else:
         mode = _enum(m.ReentryMode, pb.ReentryMode, r.mode, f"{path}.mode", "REENTRY_MODE_")
-    cooldown = duration_to_timedelta(r.cooldown) if r.HasField("cooldown") else None
+    cooldown = (
+        duration_to_timedelta(r.cooldown, f"{path}.cooldown") if r.HasField("cooldown") else None
+    )
     return m.Reentry(mode=mode, cooldown=cooldown)
 
 

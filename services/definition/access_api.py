@@ -12,7 +12,7 @@ from libs.audit import AuditStore
 from libs.common.access import AccessDecider
 from libs.common.context import caller_email, current_credential, current_principal
 from libs.common.errors import InvalidArgument
-from libs.model.definition_proto import datetime_to_timestamp, timestamp_to_datetime
+from libs.model.definition_proto import datetime_to_timestamp, instant_from_proto
 from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as pb
 from services.definition import proto_convert as convert
@@ -64,7 +64,9 @@ class AccessMethods:
                 convert.grant_from_proto(g, f"api_key.grants[{i}]") for i, g in enumerate(k.grants)
             ),
             display_name=k.display_name,
-            expire_time=timestamp_to_datetime(k.expire_time) if k.HasField("expire_time") else None,
+            expire_time=instant_from_proto(k.expire_time, "api_key.expire_time")
+            if k.HasField("expire_time")
+            else None,
         )
         key, text = await access.create_key(self.store, new, caller_email())
         return access_pb2.CreateApiKeyResponse(api_key=convert.key_to_proto(key), secret=text)

@@ -19,7 +19,7 @@ from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
     definition_from_proto,
-    timestamp_to_datetime,
+    instant_from_proto,
 )
 from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
@@ -57,7 +57,7 @@ COALESCE_EVENTS = 50_000
 
 
 def _as_of(msg: Any, field: str = "as_of") -> datetime | None:
-    return timestamp_to_datetime(getattr(msg, field)) if msg.HasField(field) else None
+    return instant_from_proto(getattr(msg, field), field) if msg.HasField(field) else None
 
 
 def _row_error(e: RowError) -> pb.RowError:

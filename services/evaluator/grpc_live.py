@@ -10,7 +10,7 @@ import grpc
 
 from libs.common.errors import FailedPrecondition, InvalidArgument
 from libs.model.definition import LiveDefinition
-from libs.model.definition_proto import timestamp_to_datetime
+from libs.model.definition_proto import instant_from_proto
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.application import Evaluator
 from services.evaluator.domain.names import parse_project, parse_segment
@@ -74,9 +74,10 @@ class LiveRpcs:
             pb.LIVE_ENTRY_BUCKET_UNSPECIFIED, pb.LIVE_ENTRY_BUCKET_MINUTE, pb.LIVE_ENTRY_BUCKET_DAY
         ):  # fmt: skip
             raise InvalidArgument.field("bucket", f"unknown bucket {request.bucket}")
+        start = instant_from_proto(request.start_time, "start_time")
+        end = instant_from_proto(request.end_time, "end_time")
         counts = await count_entries(
-            engine, name.project, name.segment_id, timestamp_to_datetime(request.start_time),
-            timestamp_to_datetime(request.end_time), by_day,
+            engine, name.project, name.segment_id, start, end, by_day,
             await self.ev.segments.time_zone(name.project),
         )  # fmt: skip
         return pb.CountLiveEntriesResponse(counts=[bucket_to_pb(c) for c in counts])

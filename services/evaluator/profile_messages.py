@@ -6,8 +6,8 @@ from __future__ import annotations
 from libs.common.errors import InvalidArgument
 from libs.model.definition_proto import (
     datetime_to_timestamp,
+    instant_from_proto,
     map_items,
-    timestamp_to_datetime,
     value_to_proto,
 )
 from segments.v1 import evaluator_service_pb2 as pb
@@ -32,7 +32,8 @@ def profile_to_pb(project: str, p: Profile) -> pb.Profile:
 def profile_from_pb(msg: pb.Profile, path: str) -> Profile:
     channels: dict[str, ChannelState] = {}
     for i, c in enumerate(msg.channels):
-        name = pb.Channel.Name(c.channel).removeprefix("CHANNEL_")
+        known = c.channel in pb.Channel.values()
+        name = pb.Channel.Name(c.channel).removeprefix("CHANNEL_") if known else ""
         if name not in CHANNELS:
             raise InvalidArgument.field(f"{path}.channels[{i}].channel", "must be set")
         channels[name] = ChannelState(c.address, c.unsubscribed, c.blocked)
@@ -40,7 +41,8 @@ def profile_from_pb(msg: pb.Profile, path: str) -> Profile:
         user_id=msg.user_id, email=msg.email.strip(), phone=msg.phone.strip(),
         display_name=msg.display_name, test_user=msg.test_user, blocked=msg.blocked,
         channels=channels, properties=map_items(msg.properties.items(), f"{path}.properties"),
-        update_time=timestamp_to_datetime(msg.update_time) if msg.HasField("update_time") else None,
+        update_time=instant_from_proto(msg.update_time, f"{path}.update_time")
+        if msg.HasField("update_time") else None,
     )  # fmt: skip
 
 

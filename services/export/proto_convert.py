@@ -8,7 +8,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from libs.common.errors import ERROR_DOMAIN, InvalidArgument
-from libs.model.definition_proto import datetime_to_timestamp, timestamp_to_datetime
+from libs.model.definition_proto import datetime_to_timestamp, instant_from_proto
 from segments.v1 import export_service_pb2 as pb
 from services.export.application.jobs import NewJob
 from services.export.domain.jobs import Destination, ExportJob, JobError, JobState
@@ -44,7 +44,7 @@ def new_job(request: pb.CreateExportJobRequest, creator: str) -> NewJob:
         fields=tuple(job.fields),
         destination=destination,
         byte_order_mark=job.byte_order_mark,
-        as_of=timestamp_to_datetime(job.as_of) if job.HasField("as_of") else None,
+        as_of=instant_from_proto(job.as_of, "export_job.as_of") if job.HasField("as_of") else None,
         creator=creator,
         request_id=request.request_id,
     )

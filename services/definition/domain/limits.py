@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from libs.model import definition as m
+
 #: Depth of the condition tree (the root is depth 1).
 MAX_TREE_DEPTH = 10
 #: Nodes (groups and leaves) in one condition tree.
@@ -30,6 +32,17 @@ MAX_FILTERS_PER_EVENT = 50
 MAX_STRING_VALUE = 1_024
 #: Cool-down of a live segment's AFTER_COOLDOWN re-entry policy.
 MAX_REENTRY_COOLDOWN = timedelta(days=366)
+#: The longest relative offset (a `last` window, a relative date comparison, a page-count
+#: window) and duration (`within`), per unit: about 300 years, the supported range of times
+#: (1970 to 2262) and a little more.
+MAX_OFFSET: dict[m.TimeUnit, int] = {
+    m.TimeUnit.MINUTE: 158_000_000,
+    m.TimeUnit.HOUR: 2_630_000,
+    m.TimeUnit.DAY: 110_000,
+    m.TimeUnit.WEEK: 15_700,
+    m.TimeUnit.MONTH: 3_600,
+}
+MAX_DURATION = timedelta(days=110_000)
 #: Usage external ids and display names.
 MAX_EXTERNAL_ID = 128
 MAX_USAGE_DISPLAY_NAME = 200

@@ -63,6 +63,10 @@ def text_problems(display_name: str, description: str) -> list[tuple[str, str]]:
     return found
 
 
+def _in_range(instant: datetime) -> bool:
+    return m.EARLIEST_TIME <= instant < m.LATEST_TIME
+
+
 class _Checker:
     def __init__(self, project_id: str, time_zone: str) -> None:
         self.project_id = project_id
@@ -79,22 +83,47 @@ class _Checker:
     def duration(self, value: timedelta | None, path: str) -> None:
         if value is not None and value <= timedelta(0):
             self.add(path, "must be a positive duration")
+        elif value is not None and value > limits.MAX_DURATION:
+            self.add(path, f"must be at most {limits.MAX_DURATION.days:,} days")
 
     def offset(self, o: m.RelativeOffset, path: str) -> None:
+        most = limits.MAX_OFFSET[o.unit]
         if o.amount <= 0:
             self.add(f"{path}.amount", "must be a positive amount")
+        elif o.amount > most:
+            self.add(
+                f"{path}.amount",
+                f"at most {most:,} {o.unit.value.lower()}s (times lie {m.SUPPORTED_TIME_RANGE})",
+            )
+
+    def point(self, point: m.TimePoint, path: str) -> None:
+        """A time point in the supported range (a date: its day)."""
+        if point.date is not None:
+            inside = m.EARLIEST_TIME.date() <= point.date < m.LATEST_TIME.date()
+            where = f"{path}.date"
+        else:
+            inside = point.instant is not None and _in_range(point.instant)
+            where = f"{path}.instant"
+        if not inside:
+            self.add(where, f"must lie {m.SUPPORTED_TIME_RANGE}")
 
     def window(self, w: m.TimeWindow, path: str) -> None:
         match w:
             case m.LastWindow(offset=o):
                 self.offset(o, f"{path}.last")
             case m.RangeWindow(start=s, end=e):
+                self.point(s, f"{path}.range.start")
+                self.point(e, f"{path}.range.end")
                 start, end = self.instant(s), self.instant(e)
                 if start is not None and end is not None and start >= end:
                     self.add(
                         f"{path}.range",
                         f"start must be earlier than end (dates are midnight in {self.time_zone})",
                     )
+            case m.SinceWindow(start=s):
+                self.point(s, f"{path}.since")
+            case m.BeforeWindow(end=e):
+                self.point(e, f"{path}.before")
             case _:
                 pass
 
@@ -127,6 +156,8 @@ class _Checker:
                 self.add(f"{vpath}[{i}]", "must be a finite number")
             if isinstance(v, str) and len(v) > limits.MAX_STRING_VALUE:
                 self.add(f"{vpath}[{i}]", f"at most {limits.MAX_STRING_VALUE} characters")
+            if isinstance(v, datetime) and not _in_range(v):
+                self.add(f"{vpath}[{i}].time_value", f"must lie {m.SUPPORTED_TIME_RANGE}")
         if op in m.RELATIVE_DATE_OPERATORS:
             if c.relative is None:
                 self.add(f"{path}.relative", f"{op.value} needs a relative offset")

@@ -33,7 +33,7 @@ from libs.model.definition import (
     PropertyFilter,
     Scalar,
 )
-from services.evaluator.domain.windows import shift
+from services.evaluator.domain.windows import clamp, shift
 
 Op = ComparisonOperator
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,7 +74,8 @@ class Params:
 
     def instant(self, value: datetime, *, rounding: str) -> str:
         """An instant as DateTime64(3, 'UTC'); `rounding` is "floor" or "ceil" to milliseconds."""
-        return f"fromUnixTimestamp64Milli({self.integer(to_ms(value, rounding))}, 'UTC')"
+        # clamped: a DateTime64 holds years 1900 to 2299 (stored times lie within 1970-2262)
+        return f"fromUnixTimestamp64Milli({self.integer(to_ms(clamp(value), rounding))}, 'UTC')"
 
     def alias(self, prefix: str) -> str:
         """A fresh alias, unique in the whole query (subqueries included)."""

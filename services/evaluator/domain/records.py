@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from libs.model.definition import Scalar
+from libs.model.definition import EARLIEST_TIME, LATEST_TIME, Scalar
 from services.evaluator.domain.names import check_user_id
 
 CHANNELS = ("MOBILE_PUSH", "WEB_PUSH", "EMAIL", "SMS", "WHATSAPP", "IN_APP")
@@ -20,8 +20,6 @@ MAX_STRING_VALUE = 8192
 MAX_PROPERTIES = 256
 _PROPERTY = re.compile(r"[A-Za-z0-9 _\-.:$]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
 
@@ -163,7 +161,7 @@ def check_time(value: datetime | None) -> str | None:
         return "is required"
     if value.tzinfo is None:
         return "must carry a time zone"
-    if not _EARLIEST <= value < _LATEST:
+    if not EARLIEST_TIME <= value < LATEST_TIME:
         return "must lie between 1970 and 2262"
     return None
 
