@@ -11,7 +11,13 @@ from typing import Any
 import pyarrow as pa
 
 from libs.clickhouse.port import ClickHouse
-from libs.common.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from libs.common.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from libs.model.definition import (
     CustomListDefinition,
     Definition,
@@ -126,6 +132,19 @@ class Evaluator:
     async def compile_unsaved(
         self, project: str, definition: Definition, as_of: datetime | None
     ) -> tuple[CompiledQuery, EvaluationContext]:
+        if isinstance(definition, CustomListDefinition | PartnerDefinition):
+            kind = "custom_list" if isinstance(definition, CustomListDefinition) else "partner"
+            raise InvalidArgument(
+                f"definition.{kind}: a list segment has members only once saved (and its list "
+                "uploaded): create the segment first, then count or explain it by name",
+                violations=[
+                    FieldViolation(
+                        f"definition.{kind}",
+                        "a list segment must be saved first: its members are stored under its name",
+                    )
+                ],
+                reason="LIST_SEGMENT_NOT_SAVED",
+            )
         await self.segments.validate(project, definition)
         references: dict[str, Definition] = {}
         for ref in definition_references(definition):

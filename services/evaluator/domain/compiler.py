@@ -146,7 +146,10 @@ class _Compiler:
 
     def _list_name(self, name: str | None) -> str:
         if name is None:
-            raise ValueError("a list segment is compiled with its segment name")
+            raise FailedPrecondition(
+                "a list segment has members only once saved: evaluate it by name",
+                reason="LIST_SEGMENT_NOT_SAVED",
+            )
         return self.params.string(name)
 
     def _universe(self, ids: str | None) -> str:
