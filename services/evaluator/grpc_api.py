@@ -4,17 +4,17 @@ the shared interceptor)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
 from libs.common import metrics
 from libs.common.errors import DomainError, InvalidArgument
+from libs.common.page_tokens import Cursor, decode_page_token, encode_page_token, fingerprint
 from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
@@ -49,6 +49,7 @@ from services.evaluator.profile_messages import audience_member, profile_from_pb
 from services.evaluator.uploads import upload_custom_list
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
+K = TypeVar("K", int, str)
 MAX_BATCH = 10_000
 #: events validated between two steps of the batch being stored
 DECODE_SLICE = 500
@@ -371,22 +372,30 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
         self, request: pb.ListSnapshotsRequest, context: Ctx
     ) -> pb.ListSnapshotsResponse:
         segment = parse_segment(request.parent, "parent")
+        if request.page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
         size = min(request.page_size or 100, 100)
-        before = _int_token(request.page_token)
+        bound_to = fingerprint("snapshots", segment.name)
+        before = _token_key(request.page_token, bound_to, int)
         found = await self.ev.snapshots.versions(segment.project, segment.name, size + 1, before)
         out = pb.ListSnapshotsResponse(snapshots=[_snapshot(segment.name, s) for s in found[:size]])
         if len(found) > size:
-            out.next_page_token = str(found[size - 1].version)
+            out.next_page_token = encode_page_token(bound_to, Cursor(found[size - 1].version, ""))
         return out
 
     async def ListSnapshotChanges(
         self, request: pb.ListSnapshotChangesRequest, context: Ctx
     ) -> pb.ListSnapshotChangesResponse:
         segment = parse_segment(request.parent, "parent")
+        if request.page_size < 0:
+            raise InvalidArgument.field("page_size", "must not be negative")
         size = min(request.page_size or 10_000, 10_000)
         await self.ev.snapshots.get(segment.project, segment.name, request.from_version)
         await self.ev.snapshots.get(segment.project, segment.name, request.to_version)
-        after = _str_token(request.page_token)
+        bound_to = fingerprint(
+            "snapshot_changes", segment.name, str(request.from_version), str(request.to_version)
+        )
+        after = _token_key(request.page_token, bound_to, str) or ""
         found = await self.ev.snapshots.changes(
             segment.project, segment.name, request.from_version, request.to_version, after,
             size + 1,
@@ -398,7 +407,7 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
             ]
         )
         if len(found) > size:
-            out.next_page_token = base64.urlsafe_b64encode(found[size - 1][0].encode()).decode()
+            out.next_page_token = encode_page_token(bound_to, Cursor(found[size - 1][0], ""))
         return out
 
     async def ComputeSegmentFigures(
@@ -422,18 +431,11 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
         )
 
 
-def _int_token(token: str) -> int | None:
+def _token_key(token: str, bound_to: str, kind: type[K]) -> K | None:
+    """The sort key of a page token of this request (None without a token)."""
     if not token:
         return None
-    if not token.isdigit():
-        raise InvalidArgument.field("page_token", "not a token from a previous page")
-    return int(token)
-
-
-def _str_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except ValueError as exc:
-        raise InvalidArgument.field("page_token", "not a token from a previous page") from exc
+    key = decode_page_token(token, bound_to).key
+    if not isinstance(key, kind):
+        raise InvalidArgument.field("page_token", "not a page token issued by this service")
+    return key

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from libs.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from libs.common.metrics import EXPORT_JOBS
+from libs.common.page_tokens import Cursor, decode_page_token, encode_page_token, fingerprint
 from services.export.application.context import Deps
 from services.export.domain.columns import check_fields
 from services.export.domain.jobs import (
@@ -123,21 +121,6 @@ async def get_job(deps: Deps, name: str) -> ExportJob:
         return await _load(tx, name)
 
 
-def _page_token(job: ExportJob) -> str:
-    raw = json.dumps([job.create_time.isoformat(), job.job_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _after(token: str) -> tuple[datetime, str] | None:
-    if not token:
-        return None
-    try:
-        time, job_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(time), str(job_id)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidArgument.field("page_token", "not a token from a previous page") from None
-
-
 async def list_jobs(
     deps: Deps, parent: str, page_size: int, page_token: str
 ) -> tuple[list[ExportJob], str]:
@@ -146,11 +129,19 @@ async def list_jobs(
     if page_size < 0:
         raise InvalidArgument.field("page_size", "must not be negative")
     size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
-    after = _after(page_token)
+    bound_to = fingerprint("export_jobs", project)
+    after: tuple[datetime, str] | None = None
+    if page_token:
+        cursor = decode_page_token(page_token, bound_to)
+        if not isinstance(cursor.key, datetime):
+            raise InvalidArgument.field("page_token", "not a page token issued by this service")
+        after = (cursor.key, cursor.last_id)
     async with deps.store.transaction() as tx:
         found = await tx.page(project, size + 1, after)
     page = found[:size]
-    return page, _page_token(page[-1]) if len(found) > size else ""
+    if len(found) <= size:
+        return page, ""
+    return page, encode_page_token(bound_to, Cursor(page[-1].create_time, page[-1].job_id))
 
 
 async def cancel_job(deps: Deps, name: str) -> ExportJob:
