@@ -177,14 +177,18 @@ class SegmentSql(SqlBase):
     ) -> StoredRequest | None:
         row = (
             await self.conn.execute(
-                sa.select(request_ids.c.method, request_ids.c.resource_id).where(
+                sa.select(
+                    request_ids.c.method, request_ids.c.resource_id, request_ids.c.body_hash
+                ).where(
                     request_ids.c.project_id == project_id,
                     request_ids.c.request_id == request_id,
                     request_ids.c.create_time >= not_before,
                 )
             )
         ).first()
-        return StoredRequest(row.method, row.resource_id) if row is not None else None
+        if row is None:
+            return None
+        return StoredRequest(row.method, row.resource_id, row.body_hash or "")
 
     async def save_request(
         self, project_id: str, request_id: str, stored: StoredRequest, now: datetime
@@ -205,6 +209,7 @@ class SegmentSql(SqlBase):
                     method=stored.method,
                     resource_id=stored.resource_id,
                     create_time=now,
+                    body_hash=stored.body or None,
                 )
             )
         except IntegrityError as exc:

@@ -100,6 +100,7 @@ request_ids = sa.Table(
     sa.Column("method", sa.String(64), nullable=False),
     sa.Column("resource_id", sa.String(63), nullable=False),
     sa.Column("create_time", UtcDateTime(), nullable=False),
+    sa.Column("body_hash", sa.String(64), nullable=True),
 )
 
 # --- access: API keys, their grants, deleted project ids ----------------------------------------

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from libs.common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from libs.common.errors import (
+    Aborted,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from services.definition.domain.ports import (
     REQUEST_ID_RETENTION,
     RequestIdTaken,
@@ -69,16 +76,35 @@ def check_request_id(request_id: str, field: str = "request_id") -> None:
         )
 
 
+def request_body(*parts: object) -> str:
+    """A digest of what a request asks for (its fields but the request id), to tell a retry
+    from another request that reuses the id (AIP-155). The parts are domain values, whose
+    representation is stable."""
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()
+
+
 async def replayed(
-    tx: Transaction, project_id: str, request_id: str, method: str
+    tx: Transaction, project_id: str, request_id: str, method: str, body: str = ""
 ) -> StoredRequest | None:
-    """The stored outcome of an earlier call with this request id, if any."""
+    """The stored outcome of an earlier call with this request id, if any. The id reused for
+    another method, or for the same method with another body, is INVALID_ARGUMENT."""
     if not request_id:
         return None
     stored = await tx.find_request(project_id, request_id, utc_now() - REQUEST_ID_RETENTION)
     if stored is not None and stored.method != method:
         raise InvalidArgument.field(
             "request_id", f"was already used for a different request ({stored.method})"
+        )
+    if stored is not None and stored.body and body and stored.body != body:
+        raise InvalidArgument(
+            f"request_id: was already used for a {method} request with different fields; "
+            "a retry must repeat the request exactly, another request needs a new id",
+            violations=[
+                FieldViolation(
+                    "request_id", f"was already used for a {method} with different fields"
+                )
+            ],
+            reason="REQUEST_ID_REUSED",
         )
     return stored
 

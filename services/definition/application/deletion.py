@@ -13,6 +13,7 @@ from services.definition.application.common import (
     load_project,
     refuse_system,
     replayed,
+    request_body,
     retrying_on_request_race,
     utc_now,
 )
@@ -53,10 +54,11 @@ async def delete_segment(
     async def run() -> None:
         async with store.transaction() as tx:
             await load_project(tx, project_id)
-            if await replayed(tx, project_id, request_id, "DeleteSegment") is not None:
+            body = request_body(segment_id, etag)
+            if await replayed(tx, project_id, request_id, "DeleteSegment", body) is not None:
                 return
             if request_id:
-                stored = StoredRequest("DeleteSegment", segment_id)
+                stored = StoredRequest("DeleteSegment", segment_id, body)
                 await tx.save_request(project_id, request_id, stored, utc_now())
             segment = await tx.get_segment(project_id, segment_id, lock=True)
             if segment is None:
@@ -80,10 +82,11 @@ async def batch_delete_segments(
     async def run() -> None:
         async with store.transaction() as tx:
             await load_project(tx, project_id)
-            if await replayed(tx, project_id, request_id, "BatchDeleteSegments") is not None:
+            body = request_body(tuple(segment_ids))
+            if await replayed(tx, project_id, request_id, "BatchDeleteSegments", body) is not None:
                 return
             if request_id:
-                stored = StoredRequest("BatchDeleteSegments", "")
+                stored = StoredRequest("BatchDeleteSegments", "", body)
                 await tx.save_request(project_id, request_id, stored, utc_now())
             cap = size_cap(await tx.count_segments(project_id))
             if len(segment_ids) > cap:

@@ -20,6 +20,7 @@ from services.definition.application.common import (
     load_segment,
     refuse_system,
     replayed,
+    request_body,
     retrying_on_request_race,
     utc_now,
 )
@@ -154,17 +155,22 @@ async def _insert(tx: Transaction, new: NewSegment, segment_id: str, prefix: str
 
 
 async def _create_in(
-    store: Store, new: NewSegment, method: str, prefix: str, before: datetime | None = None
+    store: Store,
+    new: NewSegment,
+    method: str,
+    prefix: str,
+    before: datetime | None = None,
+    body: str = "",
 ) -> Segment:
     async with store.transaction() as tx:
         project = await load_project(tx, new.project_id)
-        stored = await replayed(tx, new.project_id, new.request_id, method)
+        stored = await replayed(tx, new.project_id, new.request_id, method, body)
         if stored is not None:
             return await load_segment(tx, new.project_id, stored.resource_id)
         segment_id = new.segment_id or new_segment_id()
         if new.request_id:
             await tx.save_request(
-                new.project_id, new.request_id, StoredRequest(method, segment_id), utc_now()
+                new.project_id, new.request_id, StoredRequest(method, segment_id, body), utc_now()
             )
         _raise_if(
             _content_violations(project, new.display_name, new.description, new.definition, prefix)
@@ -178,8 +184,9 @@ async def create_segment(store: Store, new: NewSegment) -> Segment:
     check_request_id(new.request_id)
     if new.segment_id:
         validate_new_segment_id(new.segment_id, "segment_id")
+    body = request_body(new.display_name, new.description, new.definition, new.segment_id)
     return await retrying_on_request_race(
-        lambda: _create_in(store, new, "CreateSegment", "segment.")
+        lambda: _create_in(store, new, "CreateSegment", "segment.", body=body)
     )
 
 
@@ -227,17 +234,26 @@ async def clone_segment(
         request_id=request_id,
         caller=caller,
     )
-    return await retrying_on_request_race(lambda: _create_in(store, new, "CloneSegment", ""))
+    body = request_body(source_id, display_name, segment_id)
+    return await retrying_on_request_race(
+        lambda: _create_in(store, new, "CloneSegment", "", body=body)
+    )
 
 
 async def _update_in(store: Store, change: SegmentChange) -> Segment:
     project_id, segment_id = change.project_id, change.segment_id
     async with store.transaction() as tx:
         project = await load_project(tx, project_id)
-        if await replayed(tx, project_id, change.request_id, "UpdateSegment") is not None:
+        body = request_body(
+            segment_id,
+            sorted(change.fields),
+            *(getattr(change, f) for f in sorted(change.fields)),
+            change.etag,
+        )
+        if await replayed(tx, project_id, change.request_id, "UpdateSegment", body) is not None:
             return await load_segment(tx, project_id, segment_id)
         if change.request_id:
-            stored = StoredRequest("UpdateSegment", segment_id)
+            stored = StoredRequest("UpdateSegment", segment_id, body)
             await tx.save_request(project_id, change.request_id, stored, utc_now())
         current = await load_segment(tx, project_id, segment_id, lock=True)
         refuse_system(current, "updated")

@@ -47,8 +47,12 @@ REQUEST_ID_RETENTION = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class StoredRequest:
+    """What a request id was used for: the method, the resource written and a digest of the
+    request's body (`request_body`; empty for ids stored before digests were kept)."""
+
     method: str
     resource_id: str
+    body: str = ""
 
 
 class RequestIdTaken(Exception):

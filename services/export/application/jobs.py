@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from libs.common.errors import InvalidArgument, NotFound, ResourceExhausted
+from libs.common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from libs.common.metrics import EXPORT_JOBS
 from libs.common.page_tokens import Cursor, decode_page_token, encode_page_token, fingerprint
 from services.export.application.context import Deps
@@ -87,7 +87,7 @@ async def create_job(deps: Deps, new: NewJob) -> ExportJob:
         async with deps.store.transaction() as tx:
             stored = await tx.by_request_id(project, new.request_id)
         if stored is not None:
-            return stored
+            return _same_request(stored, job, new.as_of)
     await deps.catalog.check_exists(segment)
     try:
         created = await _insert(deps, job)
@@ -96,10 +96,31 @@ async def create_job(deps: Deps, new: NewJob) -> ExportJob:
         async with deps.store.transaction() as tx:
             stored = await tx.by_request_id(project, new.request_id)
         assert stored is not None
-        return stored
+        return _same_request(stored, job, new.as_of)
     EXPORT_JOBS.labels("pending").inc()
     deps.runs.wake.set()
     return created
+
+
+def _same_request(stored: ExportJob, asked: ExportJob, as_of: datetime | None) -> ExportJob:
+    """The job an earlier call with the request id created, when it asked for the same export
+    (AIP-155); an id reused for another export is INVALID_ARGUMENT."""
+    same = (stored.segment, stored.fields, stored.destination, stored.byte_order_mark) == (
+        asked.segment,
+        asked.fields,
+        asked.destination,
+        asked.byte_order_mark,
+    )
+    if not same or (as_of is not None and as_of != stored.as_of):
+        raise InvalidArgument(
+            "request_id: was already used for another export (a retry must repeat the request "
+            "exactly, another request needs a new id)",
+            violations=[
+                FieldViolation("request_id", "was already used for an export with other fields")
+            ],
+            reason="REQUEST_ID_REUSED",
+        )
+    return stored
 
 
 async def _insert(deps: Deps, job: ExportJob) -> ExportJob:
