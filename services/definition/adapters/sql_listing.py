@@ -49,7 +49,17 @@ def _compare(column: sa.ColumnElement[Any], op: str, value: Any) -> sa.ColumnEle
     return cast(sa.ColumnElement[bool], _OPERATORS[op](column, value))
 
 
+def _storable(value: Any) -> bool:
+    """Whether a text can be stored at all: no stored text holds a NUL (PostgreSQL refuses
+    one, SQLite ends a LIKE pattern at one; writes refuse control characters). A value that
+    cannot be stored is compared in Python instead, so that both backends agree: it equals
+    nothing and contains nothing."""
+    return not (isinstance(value, str) and "\x00" in value)
+
+
 def _segment_clause(clause: Clause) -> sa.ColumnElement[bool]:
+    if not _storable(clause.value):
+        return sa.true() if clause.operator == "!=" else sa.false()
     if clause.field == "has_goals":
         has_goals = (S.goal_count + S.intent_goal_count) > 0
         wanted = clause.value if clause.operator == "=" else not clause.value
@@ -70,7 +80,9 @@ class ListingSql(SqlBase):
         """One page of segments (in order, after the cursor) and the total matching count."""
         conditions: list[sa.ColumnElement[bool]] = [S.project_id == query.project_id]
         conditions += [_segment_clause(c) for c in query.clauses]
-        if query.search:
+        if query.search and not _storable(query.search):
+            conditions.append(sa.false())
+        elif query.search:
             conditions.append(
                 sa.or_(
                     S.name_key.like(_like_pattern(name_key(query.search)), escape="\\"),

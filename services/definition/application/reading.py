@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.common.errors import Internal
+from libs.common.errors import Internal, InvalidArgument
 from services.definition.application.common import load_project, load_segment
+from services.definition.domain import limits
 from services.definition.domain.filtering import SEGMENT_FILTER_FIELDS, parse_filter
 from services.definition.domain.graph import CycleError, topological_order
 from services.definition.domain.limits import size_cap
@@ -64,6 +65,8 @@ async def list_segments(
     clauses = parse_filter(filter_text, SEGMENT_FILTER_FIELDS)
     order = parse_order_by(order_by)
     search = search.strip()
+    if len(search) > limits.MAX_SEARCH:
+        raise InvalidArgument.field("search", f"at most {limits.MAX_SEARCH} characters")
     bound_to = fingerprint(project_id, filter_text, search, order.canonical())
     cursor = decode_page_token(page_token, bound_to) if page_token else None
     async with store.transaction() as tx:

@@ -12,7 +12,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from libs.common.errors import InvalidArgument
 
@@ -159,7 +159,8 @@ class _Parser:
             raise self.fail(f"field {name!r} takes one of {allowed}, got {raw!r}")
         try:
             moment = datetime.fromisoformat(raw)
-        except ValueError:
+            moment.astimezone(UTC)  # within what a UTC datetime holds
+        except (ValueError, OverflowError):
             moment = None
         if moment is None or moment.tzinfo is None:
             raise self.fail(

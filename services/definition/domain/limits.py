@@ -18,6 +18,8 @@ MAX_LIST_VALUES = 1_000
 #: Display name length.
 MIN_DISPLAY_NAME = 1
 MAX_DISPLAY_NAME = 200
+#: A listing's `search` (longer than any display name or segment id it could match).
+MAX_SEARCH = 200
 #: Description length.
 MAX_DESCRIPTION = 2_000
 #: Distinct segments one definition references (include, exclude, in-segment leaves).

@@ -21,6 +21,8 @@ from services.definition.domain import limits
 from services.definition.domain.names import try_parse_segment_name
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Control characters but tab, line feed and carriage return (allowed in descriptions).
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _PROPERTY_EXTRA = frozenset(" _-.:$")
 
 
@@ -60,6 +62,10 @@ def text_problems(display_name: str, description: str) -> list[tuple[str, str]]:
         found.append(("display_name", "must not contain control characters or surrounding spaces"))
     if len(description) > limits.MAX_DESCRIPTION:
         found.append(("description", f"must be at most {limits.MAX_DESCRIPTION} characters"))
+    elif _CONTROL_IN_TEXT.search(description):
+        found.append(
+            ("description", "must not contain control characters (but tabs and line breaks)")
+        )
     return found
 
 
