@@ -21,6 +21,7 @@ from typing import Any
 import chdb
 import pyarrow as pa
 
+from libs.clickhouse.cancel import KILL_SQL, TAG_SETTING, new_tag, stop_on_cancel, with_tag
 from libs.clickhouse.common import (
     ARROW_SETTINGS,
     arrow_batches,
@@ -93,6 +94,7 @@ class ChdbEngine:
         self._lock = threading.Lock()
         self._idle: dict[str, list[_Connection]] = {}
         self._admin: Any = None
+        self._admin_lock = threading.Lock()
         self._probed = False
 
     @classmethod
@@ -123,14 +125,21 @@ class ChdbEngine:
             self._probed = True
         return chdb.connect(str(self.path))
 
+    def _admin_query(self, sql: str, params: Mapping[str, str]) -> None:
+        """A statement on the engine's own session (one at a time)."""
+        with self._admin_lock:
+            with self._lock:
+                if self._admin is None:
+                    self._admin = self._connect()
+                admin = self._admin
+            admin.query(sql, "TabSeparated", params=dict(params))
+
     def ensure_database(self, database: str) -> None:
-        with self._lock:
-            if self._admin is None:
-                self._admin = self._connect()
-            admin = self._admin
-        admin.query(
-            "CREATE DATABASE IF NOT EXISTS {db:Identifier}", "TabSeparated", params={"db": database}
-        )
+        self._admin_query("CREATE DATABASE IF NOT EXISTS {db:Identifier}", {"db": database})
+
+    def kill(self, tag: str) -> None:
+        """Stops the statements tagged `tag` (see `libs.clickhouse.cancel`)."""
+        self._admin_query(KILL_SQL, {"tag": tag})
 
     def _acquire(self, database: str) -> _Connection:
         with self._lock:
@@ -253,13 +262,31 @@ class ChdbClickHouse:
         return self._engine
 
     async def _run(
-        self, sql: str, fmt: str, params: Params | None, settings: Settings | None
+        self,
+        sql: str,
+        fmt: str,
+        params: Params | None,
+        settings: Settings | None,
+        *,
+        cancellable: bool = False,
     ) -> bytes:
+        """Runs a statement; a `cancellable` one (a query) is killed when the caller is
+        cancelled (`libs.clickhouse.cancel`)."""
         bound_sql, bound = bind(sql, params)
         merged = merged_settings(self._base, settings)
         try:
-            return await asyncio.to_thread(
-                self._engine.execute, self._database, bound_sql, fmt, bound, merged
+            if not cancellable:
+                return await asyncio.to_thread(
+                    self._engine.execute, self._database, bound_sql, fmt, bound, merged
+                )
+            tag = new_tag()
+            statement = with_tag(bound_sql, tag)
+            if statement is None:
+                statement = bound_sql
+                merged[TAG_SETTING] = tag
+            return await stop_on_cancel(
+                lambda: self._engine.execute(self._database, statement, fmt, bound, merged),
+                lambda: self._engine.kill(tag),
             )
         except Exception as exc:
             raise map_engine_error(exc) from exc
@@ -267,7 +294,7 @@ class ChdbClickHouse:
     async def query(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> list[Row]:
-        data = await self._run(sql, "Native", params, settings)
+        data = await self._run(sql, "Native", params, settings, cancellable=True)
         return decode_native(data)
 
     async def _stream_native(
@@ -276,11 +303,18 @@ class ChdbClickHouse:
         """The output of a SELECT in `fmt`, chunk by chunk (each fetched in a worker thread)."""
         bound_sql, bound = bind(sql, params)
         merged = merged_settings(self._base, settings)
-        chunks = self._engine.stream(self._database, bound_sql, fmt, bound, merged)
+        tag = new_tag()
+        statement = with_tag(bound_sql, tag)
+        if statement is None:
+            statement = bound_sql
+            merged[TAG_SETTING] = tag
+        chunks = self._engine.stream(self._database, statement, fmt, bound, merged)
         try:
             while True:
                 try:
-                    data = await asyncio.to_thread(next, chunks, _FETCH_DONE)
+                    data = await stop_on_cancel(
+                        lambda: next(chunks, _FETCH_DONE), lambda: self._engine.kill(tag)
+                    )
                 except Exception as exc:
                     raise map_engine_error(exc) from exc
                 if data is _FETCH_DONE:
@@ -288,7 +322,8 @@ class ChdbClickHouse:
                 assert isinstance(data, bytes)
                 yield data
         finally:
-            await asyncio.to_thread(chunks.close)
+            with contextlib.suppress(ValueError):  # still fetching: a killed query's worker
+                await asyncio.to_thread(chunks.close)
 
     async def query_stream(
         self, sql: str, params: Params | None = None, settings: Settings | None = None

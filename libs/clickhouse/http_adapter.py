@@ -17,6 +17,7 @@ import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from libs.clickhouse.cancel import KILL_SQL, TAG_SETTING, new_tag, stop_on_cancel
 from libs.clickhouse.common import (
     ARROW_SETTINGS,
     INSERT_FORMAT,
@@ -109,49 +110,58 @@ class HttpClickHouse:
     def database(self) -> str:
         return self._database
 
+    def _kill(self, tag: str) -> None:
+        """Stops the statements tagged `tag` (see `libs.clickhouse.cancel`)."""
+        self._client.command(KILL_SQL, parameters={"tag": tag})
+
     async def query(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> list[Row]:
         values = normalise_params(params)
         merged = merged_settings(self._base, settings)
+        tag = new_tag()
+        merged[TAG_SETTING] = tag
         try:
-            data = await asyncio.to_thread(
-                self._client.raw_query,
-                sql,
-                parameters=values or None,
-                settings=merged,
-                fmt="Native",
+            data = await stop_on_cancel(
+                lambda: self._client.raw_query(
+                    sql, parameters=values or None, settings=merged, fmt="Native"
+                ),
+                lambda: self._kill(tag),
             )
         except Exception as exc:
             raise _map(exc) from exc
         return decode_native(bytes(data))
 
     async def _drain(
-        self, start: Callable[[], tuple[Callable[[], Any], Iterator[Any]]]
+        self, start: Callable[[], tuple[Callable[[], Any], Iterator[Any]]], tag: str
     ) -> AsyncGenerator[Any, None]:
         """The items of a blocking iterator that `start()` opens (with its close function),
-        each fetched in a worker thread; driver failures mapped to domain errors."""
+        each fetched in a worker thread; driver failures mapped to domain errors; the
+        statement tagged `tag` is killed when the caller is cancelled meanwhile."""
         try:
-            close, items = await asyncio.to_thread(start)
+            close, items = await stop_on_cancel(start, lambda: self._kill(tag))
         except Exception as exc:
             raise _map(exc) from exc
         try:
             while True:
                 try:
-                    item = await asyncio.to_thread(next, items, _DONE)
+                    item = await stop_on_cancel(lambda: next(items, _DONE), lambda: self._kill(tag))
                 except Exception as exc:
                     raise _map(exc) from exc
                 if item is _DONE:
                     break
                 yield item
         finally:
-            await asyncio.to_thread(close)
+            with contextlib.suppress(Exception):  # a killed statement's stream may not close
+                await asyncio.to_thread(close)
 
     async def query_stream(
         self, sql: str, params: Params | None = None, settings: Settings | None = None
     ) -> AsyncIterator[list[Row]]:
         values = normalise_params(params)
         merged = merged_settings(self._base, settings)
+        tag = new_tag()
+        merged[TAG_SETTING] = tag
 
         def start() -> tuple[Callable[[], Any], Iterator[Any]]:
             stream = self._client.query_row_block_stream(
@@ -160,7 +170,7 @@ class HttpClickHouse:
             context = stream.__enter__()
             return lambda: stream.__exit__(None, None, None), iter(context)
 
-        blocks = self._drain(start)
+        blocks = self._drain(start, tag)
         async with contextlib.aclosing(blocks):
             async for block in blocks:
                 rows = normalise_rows(cast(list[Sequence[Any]], block))
@@ -172,6 +182,8 @@ class HttpClickHouse:
     ) -> AsyncGenerator[pa.RecordBatch, None]:
         values = normalise_params(params)
         merged = merged_settings(self._base, {**ARROW_SETTINGS, **(settings or {})})
+        tag = new_tag()
+        merged[TAG_SETTING] = tag
 
         def start() -> tuple[Callable[[], Any], Iterator[pa.RecordBatch]]:
             raw = self._client.raw_stream(
@@ -179,7 +191,7 @@ class HttpClickHouse:
             )
             return raw.close, arrow_batches(raw)
 
-        batches = self._drain(start)
+        batches = self._drain(start, tag)
         async with contextlib.aclosing(batches):
             async for batch in batches:
                 if batch.num_rows:
