@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,18 +38,15 @@ from services.evaluator.domain.audience_table import (
     count_query,
 )
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
-from services.evaluator.domain.figures import Figures, figures_from_row, figures_query, ids_members
+from services.evaluator.domain.figures import Figures
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
-from services.evaluator.domain.windows import local_midnight
+from services.evaluator.figures import compute_figures
 from services.evaluator.live.engine import LiveChain, LiveEngine
 from services.evaluator.live.reading import EntryWindow, entry_window, window_members
 
 MAX_SAMPLE = 1000
 MAX_MEMBERSHIP_IDS = 10_000
-MAX_FIGURE_SEGMENTS = 100
-#: segments of one ComputeSegmentFigures call evaluated at once
-FIGURES_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -97,6 +93,13 @@ class Evaluator:
     async def _context(
         self, project: str, as_of: datetime | None, resolved: ResolvedSegment | None
     ) -> EvaluationContext:
+        return await self.context(project, as_of, resolved.references if resolved else {})
+
+    async def context(
+        self, project: str, as_of: datetime | None, references: Mapping[str, Definition]
+    ) -> EvaluationContext:
+        """The context of an evaluation as of `as_of` (default now) that may reference
+        `references` (segment definitions by resource name)."""
         zone = await self.segments.time_zone(project)
         instant = (as_of or datetime.now(UTC)).astimezone(UTC)
         # profiles changed after the instant: read them as they were then
@@ -105,7 +108,7 @@ class Evaluator:
             project=project,
             as_of=instant,
             time_zone=zone,
-            segments=dict(resolved.references) if resolved else {},
+            segments=dict(references),
             profiles_as_of=latest is not None and latest > instant,
         )
 
@@ -225,44 +228,9 @@ class Evaluator:
         as_of: datetime | None,
         entered_since: datetime | None,
     ) -> tuple[datetime, list[Figures | DomainError]]:
-        """Each segment's figures as of one instant (see domain.figures), or the domain error
-        that kept it from being computed; the instant evaluated."""
-        if not 1 <= len(segments) <= MAX_FIGURE_SEGMENTS:
-            raise InvalidArgument.field("segments", f"give 1 to {MAX_FIGURE_SEGMENTS} segments")
-        for i, segment in enumerate(segments):
-            if parse_segment(segment, f"segments[{i}]").project != project:
-                raise InvalidArgument.field(f"segments[{i}]", f"not a segment of {project}")
-        zone = await self.segments.time_zone(project)
-        instant = (as_of or datetime.now(UTC)).astimezone(UTC)
-        since = entered_since or local_midnight(instant, zone)
-        gate = asyncio.Semaphore(FIGURES_CONCURRENCY)
-
-        async def one(segment: str) -> Figures | DomainError:
-            async with gate:
-                try:
-                    return await self._segment_figures(segment, instant, since)
-                except DomainError as exc:
-                    return exc
-
-        return instant, list(await asyncio.gather(*(one(s) for s in segments)))
-
-    async def _segment_figures(
-        self, segment: str, as_of: datetime, entered_since: datetime
-    ) -> Figures:
-        name = parse_segment(segment)
-        resolved = await self.segments.resolve(name.name)
-        if isinstance(resolved.definition, LiveDefinition) and self.live is not None:
-            ids: list[str] = []
-            window = EntryWindow(entered_since, as_of)
-            async for page in window_members(self.live, name.project, name.segment_id, window):
-                ids.extend(page)
-            ctx = await self._context(name.project, as_of, None)
-            members = CompiledQuery(ids_members("fig_ids"), {"fig_ids": ids})
-        else:
-            members, ctx = await self._compile_resolved(name, resolved, as_of)
-        query = figures_query(members, ctx)
-        rows = await self.ch.query(query.sql, query.params)
-        return figures_from_row(rows[0])
+        """Each segment's figures as of one instant (see `figures`), or the domain error that
+        kept it from being computed; the instant evaluated."""
+        return await compute_figures(self, project, segments, as_of, entered_since)
 
     async def explain(self, compiled: CompiledQuery) -> str:
         plan = await self.ch.query("EXPLAIN PLAN indexes = 1 " + compiled.sql, compiled.params)

@@ -141,3 +141,36 @@ def figures_from_row(row: Sequence[Any]) -> Figures:
 def ids_members(ids_param: str) -> str:
     """Members given as a bound array of user ids (`ids_param`'s placeholder name)."""
     return f"SELECT DISTINCT arrayJoin({{{ids_param}:Array(String)}}) AS user_id"
+
+
+def shared_figures_query(
+    shared: CompiledQuery, segment_count: int, ctx: EvaluationContext
+) -> CompiledQuery:
+    """One row over `compiler_shared`'s query (columns user_id, m0..m<n-1>): for each segment
+    in order, its count, reachable count per channel of CHANNELS and sample (as
+    `figures_query`), reading each member's profile once for every segment."""
+    params: dict[str, object] = dict(shared.params)
+    params["fig_project"] = ctx.project
+    if ctx.profiles_as_of:
+        params["fig_as_of"] = to_ms(ctx.as_of, "floor")
+    for channel in CHANNELS:
+        params[f"fig_ch_{channel}"] = channel
+    flags = [f"{_M}.m{i} AS m{i}" for i in range(segment_count)]
+    reach = [f"toUInt8({_reachable_sql(c)}) AS r_{c}" for c in CHANNELS]
+    inner = (
+        f"SELECT {_M}.user_id AS user_id, {', '.join([*flags, *reach])} "  # noqa: S608
+        f"FROM ({shared.sql}) AS {_M} "
+        f"LEFT JOIN ({_profiles(ctx.profiles_as_of)}) AS {_P} ON {_P}.user_id = {_M}.user_id"
+    )
+    columns: list[str] = []
+    for i in range(segment_count):
+        columns.append(f"countIf(m{i} = 1)")
+        columns += [f"countIf(m{i} = 1 AND r_{c} = 1)" for c in CHANNELS]
+        columns.append(f"groupArraySortedIf({MAX_SAMPLE})((hex(MD5(user_id)), user_id), m{i} = 1)")
+    sql = f"SELECT {', '.join(columns)} FROM ({inner}) SETTINGS join_use_nulls = 0"  # noqa: S608
+    return CompiledQuery(sql, params)
+
+
+def shared_figures_from_row(row: Sequence[Any], segment_count: int) -> list[Figures]:
+    width = 2 + len(CHANNELS)
+    return [figures_from_row(row[i * width : (i + 1) * width]) for i in range(segment_count)]
