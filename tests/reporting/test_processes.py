@@ -100,6 +100,10 @@ async def test_the_scheduler_runs_due_days_and_backfills_new_and_changed_segment
     due = due_day(s.clock(), "UTC", settings.schedule_delay)
     first_day = created - timedelta(days=2)
 
+    # the latest run two days before the due day: the scheduler catches up on the days after
+    before = due - timedelta(days=2)
+    await run_day(s.reporting, project, before)
+
     async def filled() -> list[pb.TrendPoint]:
         return await trend(s.reporting, segment, first_day, due)
 
@@ -117,16 +121,20 @@ async def test_the_scheduler_runs_due_days_and_backfills_new_and_changed_segment
             0 if d < (now - timedelta(days=1)).date() else 1
             for d in (first_day + timedelta(days=i) for i in range(len(points)))
         ]
-        sources = {p.date.day: p.source for p in points}
-        assert sources[due.day] == pb.TREND_POINT_SOURCE_DAILY_JOB
-        assert sources[first_day.day] == pb.TREND_POINT_SOURCE_BACKFILL
+        sources = {date(p.date.year, p.date.month, p.date.day): p.source for p in points}
+        daily = {d for d, source in sources.items() if source == pb.TREND_POINT_SOURCE_DAILY_JOB}
+        assert daily == {before + timedelta(days=i) for i in range(3)}
+        assert set(sources.values()) - {pb.TREND_POINT_SOURCE_DAILY_JOB} <= {
+            pb.TREND_POINT_SOURCE_BACKFILL
+        }
         version = points[0].definition_version
         assert version and {p.definition_version for p in points} == {version}
-        run = await s.reporting.stub.GetDailyRun(
-            pb.GetDailyRunRequest(name=f"projects/{project}/dailyRuns/{due.isoformat()}"),
-            timeout=TIMEOUT,
-        )
-        assert run.state == pb.DAILY_RUN_STATE_SUCCEEDED and run.attempt_count == 1
+        for day in (due - timedelta(days=1), due):
+            run = await s.reporting.stub.GetDailyRun(
+                pb.GetDailyRunRequest(name=f"projects/{project}/dailyRuns/{day.isoformat()}"),
+                timeout=TIMEOUT,
+            )
+            assert run.state == pb.DAILY_RUN_STATE_SUCCEEDED and run.attempt_count == 1
 
         # a changed definition is back-filled again, every point for the new version
         got = await s.base.definitions.GetSegment(dpb.GetSegmentRequest(name=segment))

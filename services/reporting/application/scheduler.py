@@ -1,7 +1,8 @@
 """The scheduler inside the reporting service: every poll interval, for each project, runs
 the latest day whose local midnight plus the configured delay has passed, unless that day
-already has a run (a RUNNING run whose lease ran out is resumed); then back-fills new or
-changed segments.
+already has a run (a RUNNING run whose lease ran out is resumed), and the days missed since
+the project's latest run (at most a week: no scheduler ran); then back-fills new or changed
+segments.
 
 Several reporting processes may run the scheduler: a day is claimed in the run log, so each
 project's day runs once (`DailyJob`), and a back-fill is claimed the same way (`Backfills`).
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from libs.common.errors import DomainError
 from libs.common.logging import get_logger
 from services.reporting.application.backfill import Backfills
 from services.reporting.application.context import Deps
 from services.reporting.application.daily import DailyJob
-from services.reporting.domain.days import due_day
+from services.reporting.domain.days import days, due_day
 from services.reporting.domain.runs import RunState
 
 _log = get_logger("segments.reporting")
+#: days missed while no scheduler ran (since a project's latest run) that are run on return
+CATCH_UP_DAYS = 7
 
 
 class Scheduler:
@@ -65,14 +69,22 @@ class Scheduler:
                 _log.warning("reporting_project_pass_failed", project=project, error=exc.message)
 
     async def _due_day(self, project: str) -> None:
+        """Runs the due day, and the days missed since the project's latest run (a process
+        that was down), at most CATCH_UP_DAYS back."""
         deps = self.deps
         zone = await deps.catalog.time_zone(project)
         now = deps.clock()
-        day = due_day(now, zone, deps.settings.schedule_delay)
+        due = due_day(now, zone, deps.settings.schedule_delay)
         async with deps.runs.transaction() as tx:
-            run = await tx.get(project, day)
-        if run is not None and (run.state is not RunState.RUNNING or run.held_by_other(
-            deps.owner, now
-        )):  # fmt: skip
-            return
-        await self.job.run_day(project, day, rerun=False)
+            latest = await tx.page(project, 1, None)
+        first = due
+        if latest and latest[0].day < due:
+            first = max(latest[0].day + timedelta(days=1), due - timedelta(days=CATCH_UP_DAYS - 1))
+        for day in days(first, due):
+            async with deps.runs.transaction() as tx:
+                run = await tx.get(project, day)
+            if run is not None and (
+                run.state is not RunState.RUNNING or run.held_by_other(deps.owner, now)
+            ):
+                continue
+            await self.job.run_day(project, day, rerun=False)
