@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -39,24 +40,40 @@ class ReachabilityReport:
     as_of: datetime
 
 
+def check_range(start: date, end: date) -> None:
+    if end < start:
+        raise InvalidArgument.field("end_date", "must not be before start_date")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise InvalidArgument.field("start_date", f"at most {MAX_DAYS} days per trend")
+
+
+def _points(start: date, end: date, found: list[DayFigures]) -> list[TrendPoint]:
+    stored = {f.day: f for f in found}
+    return [TrendPoint(d, stored.get(d)) for d in days(start, end)]
+
+
 class Reports:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     async def trend(self, segment: str, start: date | None, end: date | None) -> list[TrendPoint]:
         project = segment_project(segment)
+        if start is not None and end is not None:
+            # both days given: the segment's existence and the stored days read at once
+            check_range(start, end)
+            _, found = await asyncio.gather(
+                self.deps.catalog.segment(segment),
+                self.deps.figures.read(project, segment, start, end),
+            )
+            return _points(start, end, found)
         info = await self.deps.catalog.segment(segment)
         zone = await self.deps.catalog.time_zone(project)
         first = start or first_complete_day(info.create_time, zone)
         last = end or yesterday(self.deps.clock(), zone)
         if last < first:
-            if start is not None and end is not None:
-                raise InvalidArgument.field("end_date", "must not be before start_date")
             return []
-        if (last - first).days + 1 > MAX_DAYS:
-            raise InvalidArgument.field("start_date", f"at most {MAX_DAYS} days per trend")
-        stored = {f.day: f for f in await self.deps.figures.read(project, segment, first, last)}
-        return [TrendPoint(d, stored.get(d)) for d in days(first, last)]
+        check_range(first, last)
+        return _points(first, last, await self.deps.figures.read(project, segment, first, last))
 
     async def reachability(self, segment: str, day: date | None) -> ReachabilityReport:
         project = segment_project(segment)
