@@ -273,6 +273,10 @@ def arrow_batches(source: Any) -> Iterator[pa.RecordBatch]:
         yield from reader
 
 
+#: The retry delay an UNAVAILABLE answer suggests when ClickHouse cannot be reached.
+RETRY_AFTER_SECONDS = 1.0
+
+
 def map_engine_error(exc: BaseException, *, connection: bool = False) -> DomainError:
     """Maps an engine or driver failure to the domain error a caller can act on."""
     if isinstance(exc, DomainError):
@@ -290,7 +294,11 @@ def map_engine_error(exc: BaseException, *, connection: bool = False) -> DomainE
     if code in _TIMEOUT_CODES:
         return DeadlineExceeded(f"the query took too long: {short}", reason="QUERY_TIMEOUT")
     if code in _UNAVAILABLE_CODES or (code is None and connection):
-        return Unavailable(f"ClickHouse is unavailable: {short}", reason="CLICKHOUSE_UNAVAILABLE")
+        return Unavailable(
+            f"ClickHouse is unavailable: {short}",
+            reason="CLICKHOUSE_UNAVAILABLE",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
     return Internal(f"ClickHouse failed: {short}", reason="CLICKHOUSE_ERROR")
 
 

@@ -129,9 +129,21 @@ class ResourceExhausted(DomainError):
 
 
 class Unavailable(DomainError):
-    """A store or peer service cannot be reached; retrying later may succeed."""
+    """A store or peer service cannot be reached; retrying later may succeed.
+    `retry_after_seconds`, when set, goes to the caller as a `google.rpc.RetryInfo`."""
 
     default_reason = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class DeadlineExceeded(DomainError):

@@ -7,8 +7,8 @@ For each call (unary and streaming alike) it:
 * turns a `DomainError` into its gRPC status code with a ``google.rpc.Status`` in the
   ``grpc-status-details-bin`` trailer: an ``ErrorInfo`` (reason, domain, metadata), plus
   ``BadRequest`` field violations for `InvalidArgument` and ``PreconditionFailure``
-  violations for `FailedPrecondition`, and a ``RetryInfo`` for `ResourceExhausted` with a
-  retry delay;
+  violations for `FailedPrecondition`, and a ``RetryInfo`` for `ResourceExhausted` and
+  `Unavailable` with a retry delay;
 * turns any other exception into INTERNAL with a generic message (the traceback goes to the
   log, never to the caller);
 * logs the call once when it ends: method, status code, duration_ms, and the authenticated
@@ -132,9 +132,11 @@ def rich_status(error: errors.DomainError) -> status_pb2.Status:
         if field_violations:
             bad_request = error_details_pb2.BadRequest(field_violations=field_violations)
             status.details.append(_pack(bad_request))
-        if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+        retry_after = getattr(error, "retry_after_seconds", None)
+        retrying = isinstance(error, errors.ResourceExhausted | errors.Unavailable)
+        if retrying and retry_after is not None:
             delay = duration_pb2.Duration()
-            delay.FromNanoseconds(max(0, round(error.retry_after_seconds * 1e9)))
+            delay.FromNanoseconds(max(0, round(retry_after * 1e9)))
             status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
         if preconditions:
             failure = error_details_pb2.PreconditionFailure(violations=preconditions)

@@ -29,6 +29,12 @@ from libs.sqlstore.observe import forget_engine, observe_engine, observed_transa
 #: unreachable.
 CONNECT_TIMEOUT_SECONDS = 10
 
+#: The retry delay an UNAVAILABLE answer suggests when the store cannot be reached.
+RETRY_AFTER_SECONDS = 1.0
+#: PostgreSQL SQLSTATE classes and codes of a connection lost or refused: connection
+#: exceptions, and a server shutting down or starting up.
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
 #: PostgreSQL SQLSTATEs meaning "a concurrent transaction won; retry": serialization
 #: failure and deadlock.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -59,6 +65,17 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """Whether a driver error means the connection was lost or could not be made."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if sqlstate.startswith(_CONNECTION_SQLSTATES):
+        return True
+    text = str(exc.orig).lower()
+    return "connection" in text and ("closed" in text or "lost" in text or "refused" in text)
 
 
 class SqlDatabase:
@@ -168,8 +185,21 @@ class SqlDatabase:
             except OperationalError as exc:
                 if "locked" in str(exc.orig) or "busy" in str(exc.orig):
                     raise Aborted("the store is busy with a concurrent change; retry") from exc
-                raise Unavailable(f"{self.label} cannot be reached") from exc
+                raise self._lost(exc) from exc
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
                     raise Aborted("a concurrent change conflicted with this one; retry") from exc
+                if _connection_lost(exc):
+                    raise self._lost(exc) from exc
                 raise
+            except (OSError, TimeoutError) as exc:  # connecting failed (refused, unknown host)
+                raise self._lost(exc) from exc
+
+    def _lost(self, exc: BaseException) -> Unavailable:
+        """UNAVAILABLE with a retry delay: the store cannot be reached right now (a server
+        restarting, a network failure); a later attempt reconnects by itself."""
+        return Unavailable(
+            f"{self.label} cannot be reached; retry",
+            reason="STORE_UNAVAILABLE",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )

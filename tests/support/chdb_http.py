@@ -9,11 +9,13 @@ reads. Errors answer HTTP 500 with the engine's exception text.
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import itertools
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,18 +190,43 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, engine: ChdbEngine) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, engine: ChdbEngine, port: int) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.engine = engine
         self.counter = itertools.count(1)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Closes every open client connection, as a server process that died would."""
+        with self.connections_lock:
+            open_now = list(self.connections)
+        for connection in open_now:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class ChdbHttpServer:
-    """A threaded HTTP server on 127.0.0.1 (free port) in front of a chDB engine."""
+    """A threaded HTTP server on 127.0.0.1 (`port`, default a free one) in front of a chDB
+    engine. Another one on the port of a stopped one stands for a restarted server."""
 
-    def __init__(self, engine: ChdbEngine) -> None:
-        self._server = _Server(engine)
+    def __init__(self, engine: ChdbEngine, port: int = 0) -> None:
+        self._server = _Server(engine, port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -213,4 +240,5 @@ class ChdbHttpServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
         self._thread.join(timeout=5)
