@@ -12,7 +12,8 @@ For each call (unary and streaming alike) it:
 * turns any other exception into INTERNAL with a generic message (the traceback goes to the
   log, never to the caller);
 * logs the call once when it ends: method, status code, duration_ms, and the authenticated
-  caller (`caller`, `key`: its API key's id) once the access check has admitted it;
+  caller (`caller`, `key`: its API key's id) once the access check has admitted it (server
+  reflection at debug level);
 * answers a request message that cannot be decoded (corrupt wire bytes, invalid UTF-8 in a
   string, nesting deeper than the decoder allows) with INVALID_ARGUMENT like any other bad
   request. grpc decodes a message before any interceptor runs, so the handler's request
@@ -40,6 +41,10 @@ from libs.common.logging import bind_request_id, get_logger, new_request_id
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 INTERNAL_MESSAGE = "internal error; quote the request id when reporting it"
 _MAX_REQUEST_ID_LENGTH = 128
+#: Methods whose calls are logged at debug level when they end well (or are cancelled, as a
+#: reflection stream is when its client has read enough): server reflection.
+QUIET_PREFIXES = ("/grpc.reflection.",)
+_QUIET_CODES = (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED)
 
 _log = get_logger("segments.rpc")
 
@@ -219,6 +224,8 @@ class _Call:
         level = "info" if self.code is grpc.StatusCode.OK else "warning"
         if self.code is grpc.StatusCode.INTERNAL or self.code is grpc.StatusCode.UNKNOWN:
             level = "error"
+        elif self.method.startswith(QUIET_PREFIXES) and self.code in _QUIET_CODES:
+            level = "debug"  # tools listing the services, not requests of the product
         principal = current_principal()
         fields = {"caller": principal.display, "key": principal.key_id} if principal else {}
         getattr(_log, level)(

@@ -97,3 +97,28 @@ async def test_container_healthcheck(config: Config, monkeypatch: pytest.MonkeyP
         assert await asyncio.to_thread(healthcheck.main, []) == 0
         port = server.port
     assert await asyncio.to_thread(healthcheck.check, f"127.0.0.1:{port}", "", 0.5) is False
+
+
+async def test_reflection_calls_log_at_debug(config: Config) -> None:
+    import io
+    import json
+
+    from libs.common.logging import configure_logging
+
+    for level, expected in (("INFO", 0), ("DEBUG", 1)):
+        buffer = io.StringIO()
+        configure_logging(level, stream=buffer)
+        try:
+            async with running([FakeService({})], config) as (_, channel):
+                await reflected_services(channel)
+                await health_status(channel, "")
+        finally:
+            configure_logging("INFO")
+        calls = [
+            line["method"]
+            for line in map(json.loads, buffer.getvalue().splitlines())
+            if line["event"] == "rpc"
+        ]
+        reflection = [m for m in calls if m.startswith("/grpc.reflection.")]
+        assert len(reflection) == expected, calls
+        assert "/grpc.health.v1.Health/Check" in calls
