@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from libs.common.config import Config, ConfigError
 from libs.common.errors import InvalidArgument
 from services.evaluator.domain.figures import ChannelProfile, reachable, sample_key, stable_sample
 from services.reporting.domain.days import (
@@ -31,6 +32,7 @@ from services.reporting.domain.runs import (
     parse_run_name,
     run_name,
 )
+from services.reporting.service import settings_from
 
 NY = "America/New_York"
 
@@ -137,3 +139,31 @@ def test_sample_is_a_stable_hash_order() -> None:
     # a prefix of a larger sample, and not simply the smallest ids
     assert stable_sample(ids, 10)[:5] == sample
     assert sample != sorted(ids)[:5]
+
+
+def test_reporting_settings_from_the_environment() -> None:
+    config = Config.from_env(
+        {
+            "SEGMENTS_REPORTING_SCHEDULER": "false",
+            "SEGMENTS_REPORTING_DELAY_SECONDS": "600",
+            "SEGMENTS_BACKFILL_DAYS": "0",
+            "SEGMENTS_REPORTING_ATTEMPTS": "5",
+            "SEGMENTS_REPORTING_RETRY_SECONDS": "1",
+            "SEGMENTS_REPORTING_RETRY_MAX_SECONDS": "8",
+        }
+    )
+    settings = settings_from(config)
+    assert not settings.scheduler and settings.backfill_days == 0
+    assert settings.schedule_delay == timedelta(minutes=10)
+    assert settings.retry.attempts == 5 and settings.retry.delay(3) == timedelta(seconds=8)
+    defaults = settings_from(Config.from_env({}))
+    assert defaults.scheduler and defaults.backfill_days == 30
+    for key, bad in (
+        ("SEGMENTS_BACKFILL_DAYS", "-1"),
+        ("SEGMENTS_REPORTING_ATTEMPTS", "0"),
+        ("SEGMENTS_REPORTING_LEASE_SECONDS", "1"),
+        ("SEGMENTS_REPORTING_SCHEDULER", "maybe"),
+        ("SEGMENTS_REPORTING_RETRY_MAX_SECONDS", "1"),
+    ):
+        with pytest.raises(ConfigError):
+            Config.from_env({key: bad})

@@ -67,7 +67,7 @@ async def test_shared_compilation_matches_reference(ch: ClickHouse) -> None:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     @settings(
-        max_examples=int(os.environ.get("COMPILER_SHARED_EXAMPLES", "20")),
+        max_examples=int(os.environ.get("COMPILER_SHARED_EXAMPLES", "15")),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
