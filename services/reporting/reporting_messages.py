@@ -10,6 +10,7 @@ from libs.model.definition_proto import date_from_proto, date_to_proto, datetime
 from segments.v1 import evaluator_service_pb2 as epb
 from segments.v1 import reporting_service_pb2 as pb
 from services.reporting.application.reports import ReachabilityReport, TrendPoint
+from services.reporting.domain.days import check_day
 from services.reporting.domain.figures import CHANNELS, Source, percentage
 from services.reporting.domain.ports import LiveMinute
 from services.reporting.domain.runs import DailyRun, RunState
@@ -32,7 +33,7 @@ def optional_date(msg: Any, field: str) -> date | None:
     value = getattr(msg, field)
     if not (value.year or value.month or value.day):
         return None
-    return date_from_proto(value, field)
+    return check_day(date_from_proto(value, field), field)
 
 
 def run_to_pb(run: DailyRun) -> pb.DailyRun:

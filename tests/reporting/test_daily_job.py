@@ -4,7 +4,7 @@ segments; the run log."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -227,3 +227,21 @@ async def test_bad_requests(s: Suite) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await r.GetLiveRate(pb.GetLiveRateRequest(segment=segment), timeout=TIMEOUT)
     assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    # days and instants no figures can exist for
+    for call in (
+        run_day(s.reporting, project, date(9999, 12, 31)),
+        trend(s.reporting, segment, date(1, 1, 1), date(1, 1, 2)),
+        r.GetDailyRun(
+            pb.GetDailyRunRequest(name=f"projects/{project}/dailyRuns/9999-12-31"),
+            timeout=TIMEOUT,
+        ),
+        r.GetLiveRate(
+            pb.GetLiveRateRequest(
+                segment=segment, end_time=datetime_to_timestamp(datetime(1, 1, 1, tzinfo=UTC))
+            ),
+            timeout=TIMEOUT,
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

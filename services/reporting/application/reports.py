@@ -10,6 +10,7 @@ from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.reporting.application.context import Deps
 from services.reporting.domain.days import (
     MAX_DAYS,
+    check_day,
     day_bounds,
     day_of,
     days,
@@ -99,6 +100,9 @@ class Reports:
         self, segment: str, start: datetime | None, end: datetime | None
     ) -> list[LiveMinute]:
         segment_project(segment)
+        for value, field in ((start, "start_time"), (end, "end_time")):
+            if value is not None:
+                check_day(value.date(), field)
         info = await self.deps.catalog.segment(segment)
         if not info.live:
             raise FailedPrecondition(f"{segment} is not a live segment", reason="NOT_LIVE")
@@ -152,7 +156,7 @@ class Reports:
         before = None
         if page_token:
             try:
-                before = date.fromisoformat(page_token)
+                before = check_day(date.fromisoformat(page_token), "page_token")
             except ValueError as exc:
                 raise InvalidArgument.field(
                     "page_token", "not a token from a previous page"

@@ -11,9 +11,23 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from libs.common.errors import InvalidArgument
+
 _MS = timedelta(milliseconds=1)
 #: The longest range a trend or a back-fill covers.
 MAX_DAYS = 3_660
+#: The days figures can be kept for (the range of a ClickHouse Date).
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2149, 6, 5)
+
+
+def check_day(day: date, field: str) -> date:
+    """`day`, or InvalidArgument naming `field` when no figures can exist for it."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidArgument.field(
+            field, f"must be from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
+        )
+    return day
 
 
 def local_midnight(day: date, zone: str) -> datetime:

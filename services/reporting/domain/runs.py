@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from libs.common.errors import InvalidArgument
+from services.reporting.domain.days import check_day
 from services.reporting.domain.names import parse_project
 
 
@@ -86,7 +87,7 @@ def parse_run_name(name: str, field_name: str = "name") -> tuple[str, date]:
         day = date.fromisoformat(parts[3])
     except ValueError as exc:
         raise InvalidArgument.field(field_name, "the run's day must be yyyy-mm-dd") from exc
-    return parts[1], day
+    return parts[1], check_day(day, field_name)
 
 
 def outcome(parts: list[SegmentPart]) -> tuple[RunState, int, tuple[SegmentFailure, ...]]:
