@@ -155,6 +155,7 @@ def _upload(client: Client, out: Output, args: argparse.Namespace) -> int:
         segment=client.segment_name(args.segment),
         has_header_row=args.header_row,
         identity_column=args.column,
+        allow_empty=args.allow_empty,
     )
 
     def requests() -> Iterator[ev.UploadCustomListRequest]:
@@ -223,3 +224,8 @@ def register(commands: Commands) -> None:
     p.add_argument("file", help="CSV file of e-mails, phone numbers or user ids (UTF-8)")
     p.add_argument("--header-row", action="store_true", help="the first row is a header")
     p.add_argument("--column", type=int, default=0, help="zero-based column of the identity")
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="replace the list even when no row is valid (empties it); refused otherwise",
+    )

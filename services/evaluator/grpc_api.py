@@ -233,8 +233,9 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
                 yield msg.chunk
 
         report = await upload_custom_list(
-            self.ev, header.segment, header.has_header_row, header.identity_column, chunks()
-        )
+            self.ev, header.segment, header.has_header_row, header.identity_column, chunks(),
+            allow_empty=header.allow_empty,
+        )  # fmt: skip
         return pb.UploadCustomListResponse(
             row_count=report.row_count, matched_count=report.matched_count,
             unmatched_count=report.unmatched_count, malformed_count=report.malformed_count,

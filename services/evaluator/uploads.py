@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from libs.common.errors import FieldViolation, InvalidArgument
 from libs.model.definition import IdentityKind
 from services.evaluator.application import Evaluator
 from services.evaluator.domain.csv_reader import CsvReader, CsvRecord
@@ -19,6 +20,8 @@ from services.evaluator.domain.records import RowError, normalise_email
 
 BATCH = 5000
 MAX_REPORTED = 1000
+#: Malformed rows named in the error refusing an upload without a valid row.
+MAX_VIOLATIONS = 50
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 
@@ -43,6 +46,27 @@ class UploadReport:
             self.unmatched_rows.append(row)
 
 
+def _no_valid_row(report: UploadReport) -> InvalidArgument:
+    what = (
+        "has no data row"
+        if report.row_count == 0
+        else f"has no valid row ({report.malformed_count} malformed)"
+    )
+    return InvalidArgument(
+        f"the upload {what}; the list is unchanged (set header.allow_empty to empty it)",
+        violations=[
+            FieldViolation(f"rows[{e.index}].{e.field}", e.description)
+            for e in report.malformed_rows[:MAX_VIOLATIONS]
+        ]
+        or [FieldViolation("chunk", "no data row")],
+        reason="LIST_UPLOAD_EMPTY",
+        metadata={
+            "row_count": str(report.row_count),
+            "malformed_count": str(report.malformed_count),
+        },
+    )
+
+
 def identity_of(value: str, kind: IdentityKind) -> tuple[str | None, str | None]:
     """(normalised identity, None) or (None, why it is malformed)."""
     value = value.strip()
@@ -65,11 +89,14 @@ async def upload_custom_list(
     has_header_row: bool,
     identity_column: int,
     chunks: AsyncIterator[bytes],
+    *,
+    allow_empty: bool = False,
 ) -> UploadReport:
+    """Reads the whole upload, then makes its members the list. An upload without a valid
+    row leaves the list as it was and is refused with the row report, unless `allow_empty`
+    asks for the list to be emptied."""
     name, kind = await evaluator.identity_kind(segment)
     if identity_column < 0:
-        from libs.common.errors import InvalidArgument
-
         raise InvalidArgument.field("header.identity_column", "must be 0 or more")
     report = UploadReport()
     reader = CsvReader()
@@ -125,5 +152,7 @@ async def upload_custom_list(
             await take(reader.feed(chunk))
         await take(reader.finish())
         await flush()
+        if report.row_count == report.malformed_count and not allow_empty:
+            raise _no_valid_row(report)
         await evaluator.lists.finish_upload(name.project, name.name, version, datetime.now(UTC))
     return report

@@ -1,7 +1,8 @@
 """Incremental RFC 4180 CSV reading for custom-list uploads (pure; memory bounded by one row).
 
 Records are numbered from 1 in file order (a header row is record 1). Quoted fields may hold
-commas, doubled quotes and line breaks; rows end with CRLF or LF. A malformed record (stray
+commas, doubled quotes and line breaks; rows end with CRLF or LF. A UTF-8 byte-order mark at
+the start of the file is skipped. A malformed record (stray
 quote, text after a closing quote, unterminated quote, invalid UTF-8) is reported with its
 number and reading resumes at the next line.
 """
@@ -32,7 +33,8 @@ class _State(enum.Enum):
 
 class CsvReader:
     def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # "utf-8-sig": a byte-order mark at the start is not part of the first field
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         self._state = _State.FIELD_START
         self._field: list[str] = []
         self._fields: list[str] = []
