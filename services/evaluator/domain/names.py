@@ -47,7 +47,9 @@ def parse_segment(value: str, field: str = "segment") -> SegmentName:
 
 def parse_snapshot(value: str, field: str = "name") -> tuple[SegmentName, int]:
     head, sep, version = value.rpartition("/snapshots/")
-    if not sep or not version.isdigit() or int(version) <= 0:
+    # ASCII digits only (str.isdigit also accepts "²"), within a 64-bit version
+    plain = version.isascii() and version.isdigit() and len(version) <= 18
+    if not sep or not plain or int(version) <= 0:
         raise InvalidArgument.field(
             field, "must be projects/{project}/segments/{segment}/snapshots/{version}"
         )

@@ -28,7 +28,8 @@ def parse_cursor(value: str, field: str) -> int | None:
     """A cursor from a previous entry (None: empty, meaning "from now on")."""
     if not value:
         return None
-    if not value.isdigit() or len(value) > 19:
+    # ASCII digits only (str.isdigit also accepts "²"), within a 64-bit cursor
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidArgument.field(field, f"not a cursor of a live entry: {value!r}")
     return int(value)
 
