@@ -55,9 +55,17 @@ class FigureStore:
             ],
         )  # fmt: skip
 
-    async def read(self, project: str, segment: str, start: date, end: date) -> list[DayFigures]:
+    async def read(
+        self, project: str, segment: str, start: date, end: date, *, details: bool = True
+    ) -> list[DayFigures]:
+        """The stored days in [start, end], oldest first; without `details`, their counts
+        only (reachable and sample left empty: a trend reads nothing more)."""
+        columns = list(_COLUMNS)
+        if not details:
+            columns[columns.index("reachable")] = "map() AS reachable"
+            columns[columns.index("sample")] = "[] AS sample"
         rows = await self.ch.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM {FIGURES_TABLE} FINAL "  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM {FIGURES_TABLE} FINAL "  # noqa: S608
             "WHERE project = {project:String} AND segment = {segment:String} "
             "AND day >= {start:Date} AND day <= {end:Date} ORDER BY day",
             {"project": project, "segment": segment, "start": start, "end": end},

@@ -97,7 +97,9 @@ class Backfills:
         zone = await deps.catalog.time_zone(project)
         done = {
             f.day
-            for f in await deps.figures.read(project, segment, backfill.next_day, backfill.end_day)
+            for f in await deps.figures.read(
+                project, segment, backfill.next_day, backfill.end_day, details=False
+            )
             if f.definition_version == backfill.definition_version
         }
         for day in days(backfill.next_day, backfill.end_day):

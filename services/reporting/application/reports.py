@@ -64,7 +64,7 @@ class Reports:
             check_range(start, end)
             _, found = await asyncio.gather(
                 self.deps.catalog.segment(segment),
-                self.deps.figures.read(project, segment, start, end),
+                self.deps.figures.read(project, segment, start, end, details=False),
             )
             return _points(start, end, found)
         info = await self.deps.catalog.segment(segment)
@@ -74,7 +74,8 @@ class Reports:
         if last < first:
             return []
         check_range(first, last)
-        return _points(first, last, await self.deps.figures.read(project, segment, first, last))
+        found = await self.deps.figures.read(project, segment, first, last, details=False)
+        return _points(first, last, found)
 
     async def reachability(self, segment: str, day: date | None) -> ReachabilityReport:
         project = segment_project(segment)

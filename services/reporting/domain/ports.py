@@ -114,6 +114,9 @@ class FigureStore(Protocol):
         """Stores days' figures, replacing those of the same project, segment and day."""
         ...
 
-    async def read(self, project: str, segment: str, start: date, end: date) -> list[DayFigures]:
-        """The stored days of a segment in [start, end], oldest first."""
+    async def read(
+        self, project: str, segment: str, start: date, end: date, *, details: bool = True
+    ) -> list[DayFigures]:
+        """The stored days of a segment in [start, end], oldest first (without `details`:
+        reachable and sample empty)."""
         ...
