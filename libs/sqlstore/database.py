@@ -9,7 +9,7 @@ as PostgreSQL's row locks and unique indexes, and stands in for `FOR UPDATE SKIP
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,10 @@ def insert_ignoring_conflicts(dialect: str, table: sa.Table, rows: list[dict[str
     return sqlite.insert(table).values(rows).on_conflict_do_nothing()
 
 
+#: Execution option of a transaction that only reads (`SqlDatabase.read`).
+_READ_ONLY = "segments_read_only"
+
+
 def _sqlite_setup(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -64,7 +68,10 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a writing transaction takes the write lock at once (no upgrade deadlock later);
+        # a reading one takes none, and reads the last committed state beside the writer (WAL)
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _connection_lost(exc: DBAPIError) -> bool:
@@ -171,8 +178,13 @@ class SqlDatabase:
             await self._engine.dispose()
             self._engine = None
 
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A transaction that only reads: on SQLite it does not wait for the write lock (it
+        sees the last committed state while a writer works); elsewhere the same as `begin`."""
+        return self.begin(read_only=True)
+
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, *, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back on any exception.
 
         A lock held by a concurrent writer or a serialization conflict is ABORTED (retry);
@@ -180,8 +192,10 @@ class SqlDatabase:
         """
         async with observed_transaction(store_name(self.label)):
             try:
-                async with self.engine.begin() as conn:
-                    yield conn
+                async with self.engine.connect() as plain:
+                    conn = await plain.execution_options(**{_READ_ONLY: read_only})
+                    async with conn.begin():
+                        yield conn
             except OperationalError as exc:
                 if "locked" in str(exc.orig) or "busy" in str(exc.orig):
                     raise Aborted("the store is busy with a concurrent change; retry") from exc

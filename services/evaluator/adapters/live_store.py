@@ -315,7 +315,7 @@ class LiveStore:
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending timer is due (None: no pending timer)."""
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             value = (
                 await conn.execute(sa.select(sa.func.min(TM.due_ms)).where(TM.state == "pending"))
             ).scalar_one()
@@ -323,14 +323,14 @@ class LiveStore:
 
     async def pending_timers(self) -> int:
         """How many timers wait to fire, all projects together."""
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             count = sa.select(sa.func.count()).select_from(live_timers).where(TM.state == "pending")
             return int((await conn.execute(count)).scalar_one())
 
     async def days_checked(self, day: str) -> set[str]:
         """Segments whose start of `day` (yyyy-mm-dd) has been checked."""
         D = live_day_checks.c
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             rows = await conn.execute(sa.select(D.project, D.segment_id).where(D.day == day))
             return {f"projects/{r.project}/segments/{r.segment_id}" for r in rows}
 
@@ -338,7 +338,7 @@ class LiveStore:
 
     async def last_cursor(self) -> int:
         counter = live_counter.c
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             result = await conn.execute(sa.select(counter.value).where(counter.name == "entries"))
             return int(result.scalar_one())
 
@@ -353,7 +353,7 @@ class LiveStore:
         )
         if segment_id is not None:
             query = query.where(E.segment_id == segment_id)
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             return [entry_from_row(r) for r in await conn.execute(query)]
 
     def _in_window(self, project: str, segment_id: str, start: int | None, end: int) -> Any:
@@ -373,7 +373,7 @@ class LiveStore:
             .where(self._in_window(project, segment_id, start_ms, to_ms(end) - 1))
             .group_by(index)
         )
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             return {int(r[0]): int(r[1]) for r in await conn.execute(query)}
 
     async def member_ids(
@@ -393,7 +393,7 @@ class LiveStore:
         query = sa.select(E.user_id).where(where, E.user_id > after).distinct()
         if user_ids is not None:
             query = query.where(E.user_id.in_(list(user_ids)))
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             rows = await conn.execute(query.order_by(E.user_id).limit(limit))
             return [r[0] for r in rows]
 
@@ -404,7 +404,7 @@ class LiveStore:
             project, segment_id, None if start is None else to_ms(start), to_ms(end)
         )
         query = sa.select(sa.func.count(sa.distinct(E.user_id))).where(where)
-        async with self.database.begin() as conn:
+        async with self.database.read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     # --- retention ----------------------------------------------------------------------------
