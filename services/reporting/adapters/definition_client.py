@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import grpc
@@ -14,6 +15,9 @@ from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import definition_service_pb2_grpc as dpb_grpc
 from segments.v1 import segment_pb2
 from services.reporting.domain.ports import SegmentInfo
+
+#: segments kept by the catalog's cache
+MAX_CACHED = 10_000
 
 
 def definition_version(definition: Any) -> str:
@@ -33,11 +37,19 @@ def segment_info(segment: segment_pb2.Segment) -> SegmentInfo:
 
 
 class GrpcSegmentCatalog:
-    """`SegmentCatalog` over ListProjects, GetProject, ListSegments and GetSegment."""
+    """`SegmentCatalog` over ListProjects, GetProject, ListSegments and GetSegment.
 
-    def __init__(self, address: str, timeout_seconds: float = 30.0) -> None:
+    A segment read by `segment` is reused for `cache_seconds` (reports read the same segment
+    again and again): a segment deleted or changed in the meantime is seen within that time.
+    """
+
+    def __init__(
+        self, address: str, timeout_seconds: float = 30.0, cache_seconds: float = 5.0
+    ) -> None:
         self._address = address
         self._timeout = timeout_seconds
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, SegmentInfo]] = {}
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> dpb_grpc.SegmentDefinitionServiceAsyncStub:
@@ -69,7 +81,15 @@ class GrpcSegmentCatalog:
                 return found
 
     async def segment(self, name: str) -> SegmentInfo:
-        return segment_info(await self._call("GetSegment", dpb.GetSegmentRequest(name=name)))
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        info = segment_info(await self._call("GetSegment", dpb.GetSegmentRequest(name=name)))
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[name] = (now, info)
+        return info
 
     async def time_zone(self, project: str) -> str:
         found = await self._call("GetProject", dpb.GetProjectRequest(name=f"projects/{project}"))
