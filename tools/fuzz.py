@@ -75,6 +75,7 @@ async def run(cases_wanted: int, seed: int, log_path: Path) -> int:
         started = time.monotonic()
         sent = 0
         kinds: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
         findings: list[fuzz.Finding] = []
         try:
             async with authorized_channel(server.address) as channel:
@@ -89,7 +90,12 @@ async def run(cases_wanted: int, seed: int, log_path: Path) -> int:
                             for c in cases
                         )
                         count, found = await fuzz.run_cases(
-                            channel, method, cases, alive=lambda: _alive(channel), every=50
+                            channel,
+                            method,
+                            cases,
+                            alive=lambda: _alive(channel),
+                            every=50,
+                            codes=codes,
                         )
                         sent += count
                         findings += found
@@ -110,8 +116,7 @@ async def run(cases_wanted: int, seed: int, log_path: Path) -> int:
     print(f"calls: {sent} in {elapsed:.0f} s, seed {seed}")
     for kind, count in sorted(kinds.items()):
         print(f"  {kind}: {count}")
-    codes = _codes(log_path)
-    print("status codes:")
+    print("status codes of the answers:")
     for code, count in codes.most_common():
         print(f"  {code}: {count}")
     grouped = Counter((f.method, f.kind, f.problem[:160]) for f in findings)
@@ -133,14 +138,6 @@ def _events(log_path: Path) -> list[dict[str, object]]:
         except ValueError:
             continue
     return events
-
-
-def _codes(log_path: Path) -> Counter[str]:
-    return Counter(
-        str(e.get("code"))
-        for e in _events(log_path)
-        if e.get("event") == "rpc" and not str(e.get("method", "")).startswith("/grpc.")
-    )
 
 
 def _unhandled(log_path: Path) -> Counter[tuple[str, str]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -606,15 +607,18 @@ async def run_cases(
     *,
     alive: Callable[[], Any] | None = None,
     every: int = 50,
+    codes: Counter[str] | None = None,
 ) -> tuple[int, list[Finding]]:
     """Sends each case; returns the number sent and the findings. `alive()` (a coroutine
     function raising when the server no longer answers properly) runs every `every` cases
-    and at the end."""
+    and at the end; `codes` counts the answers' status codes."""
     findings: list[Finding] = []
     sent = 0
     for case in cases:
         outcome = await invoke(channel, method, case)
         sent += 1
+        if codes is not None:
+            codes[outcome.code.name] += 1
         problem = check_outcome(outcome)
         if problem is not None:
             request = " | ".join(m[:300].hex() for m in case.messages)
