@@ -608,22 +608,29 @@ async def run_cases(
     alive: Callable[[], Any] | None = None,
     every: int = 50,
     codes: Counter[str] | None = None,
+    parallel: int = 1,
 ) -> tuple[int, list[Finding]]:
-    """Sends each case; returns the number sent and the findings. `alive()` (a coroutine
-    function raising when the server no longer answers properly) runs every `every` cases
-    and at the end; `codes` counts the answers' status codes."""
+    """Sends the cases, `parallel` at a time; returns the number sent and the findings.
+    `alive()` (a coroutine function raising when the server no longer answers properly) runs
+    after about every `every` cases and at the end; `codes` counts the answers' status
+    codes."""
     findings: list[Finding] = []
+    pending = list(cases)
     sent = 0
-    for case in cases:
-        outcome = await invoke(channel, method, case)
-        sent += 1
-        if codes is not None:
-            codes[outcome.code.name] += 1
-        problem = check_outcome(outcome)
-        if problem is not None:
-            request = " | ".join(m[:300].hex() for m in case.messages)
-            findings.append(Finding(method_path(method), case.kind, problem[:500], request))
-        if alive is not None and sent % every == 0:
+    checked = 0
+    for start in range(0, len(pending), parallel):
+        batch = pending[start : start + parallel]
+        outcomes = await asyncio.gather(*(invoke(channel, method, case) for case in batch))
+        for case, outcome in zip(batch, outcomes, strict=True):
+            sent += 1
+            if codes is not None:
+                codes[outcome.code.name] += 1
+            problem = check_outcome(outcome)
+            if problem is not None:
+                request = " | ".join(m[:300].hex() for m in case.messages)
+                findings.append(Finding(method_path(method), case.kind, problem[:500], request))
+        if alive is not None and sent - checked >= every:
+            checked = sent
             await alive()
     if alive is not None:
         await alive()
