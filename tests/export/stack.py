@@ -12,7 +12,7 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,12 @@ async def job_store_url(kind: str, directory: Path) -> AsyncIterator[str]:
         return
     async with temporary_database() as url:
         yield url
+
+
+def own_store(s: ExportStack, directory: Path) -> AbstractAsyncContextManager[str]:
+    """An empty job store of the same kind as `s`'s, for an export process of a test's own
+    (the module's export service would run that process's jobs otherwise)."""
+    return job_store_url("sqlite" if s.store_url.startswith("sqlite") else "postgres", directory)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .stack import (
     FAST,
     ExportStack,
     create_job,
-    job_store_url,
+    own_store,
     read_csv,
     running_export,
     stream_bytes,
@@ -132,36 +132,44 @@ async def test_a_reader_that_goes_away_fails_its_stream_job(
 
 
 async def test_one_running_job_per_segment_and_a_limit_per_project(
-    stack: ExportStack, project: str
+    stack: ExportStack, project: str, tmp_path: Path
 ) -> None:
     await members(stack, project, 20, tier="gold")
     exists = dm.Comparison(operator=dm.COMPARISON_OPERATOR_EXISTS)
     tier = dm.Node(user_property=dm.PropertyFilter(property="tier", comparison=exists))
     await create(stack.base, project, "golds", past(tier))
     segments = ["all-users", "all-users", "golds", "test-users"]
-    stack.peer.delay = 0.3
-    try:
-        jobs = [await create_job(stack, project, ["user_id"], segment=s) for s in segments]
-        most = 0
-        while True:
-            states = [
-                (await stack.export.GetExportJob(pb.GetExportJobRequest(name=j.name))).state
-                for j in jobs
-            ]
-            running = [s for s, st in zip(segments, states, strict=True) if st == RUNNING[0]]
-            assert len(running) == len(set(running)), "two running jobs of one segment"
-            most = max(most, len(running))
-            if all(st == pb.EXPORT_JOB_STATE_SUCCEEDED for st in states):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        stack.peer.delay = 0.0
+    # a second process on the same store: four workers between them, so the limits (not the
+    # number of workers) are what holds the jobs back
+    async with running_export(stack.base, stack.store_url, tmp_path) as second:
+        stack.peer.delay = second.peer.delay = 0.3
+        try:
+            jobs = [await create_job(stack, project, ["user_id"], segment=s) for s in segments]
+            most = 0
+            while True:
+                # one listing is one read of the store: the states of one instant
+                listed = await stack.export.ListExportJobs(
+                    pb.ListExportJobsRequest(parent=f"projects/{project}"), timeout=TIMEOUT
+                )
+                states = {j.name: j for j in listed.export_jobs}
+                running = [states[j.name].segment for j in jobs if states[j.name].state in RUNNING]
+                assert len(running) == len(set(running)), "two running jobs of one segment"
+                most = max(most, len(running))
+                assert most <= FAST.max_running_per_project
+                if all(states[j.name].state == pb.EXPORT_JOB_STATE_SUCCEEDED for j in jobs):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stack.peer.delay = second.peer.delay = 0.0
     assert most == FAST.max_running_per_project
 
 
 async def test_a_full_queue_is_refused(stack: ExportStack, project: str, tmp_path: Path) -> None:
     tight = replace(FAST, workers=0, max_unfinished_per_project=2)
-    async with running_export(stack.base, stack.store_url, tmp_path, tight) as other:
+    async with (
+        own_store(stack, tmp_path) as url,
+        running_export(stack.base, url, tmp_path, tight) as other,
+    ):
         for _ in range(2):
             await create_job(other, project, ["user_id"])
         with pytest.raises(grpc.aio.AioRpcError) as full:
@@ -214,10 +222,8 @@ async def test_an_expired_file_is_gone_and_its_job_says_so(
 ) -> None:
     await members(stack, project, 3)
     short = replace(FAST, file_ttl_seconds=0.5, poll_seconds=0.05)
-    kind = "sqlite" if stack.store_url.startswith("sqlite") else "postgres"
-    # a store of its own: the module's export service would run the job with its own TTL
     async with (
-        job_store_url(kind, tmp_path) as url,
+        own_store(stack, tmp_path) as url,
         running_export(stack.base, url, tmp_path, short) as other,
     ):
         job = await create_job(other, project, ["user_id"])
@@ -240,10 +246,8 @@ async def test_an_evaluator_that_goes_away_fails_the_job_after_its_attempts(
     stack: ExportStack, project: str, tmp_path: Path
 ) -> None:
     await members(stack, project, 3)
-    kind = "sqlite" if stack.store_url.startswith("sqlite") else "postgres"
-    # a store of its own: the module's export service would run the retries otherwise
     async with (
-        job_store_url(kind, tmp_path) as url,
+        own_store(stack, tmp_path) as url,
         running_export(stack.base, url, tmp_path) as other,
     ):
         await other.peer.stop()

@@ -38,6 +38,7 @@ from .stack import (
     TABLE_METHOD,
     ExportStack,
     job_store_url,
+    own_store,
     read_csv,
     upsert,
 )
@@ -45,10 +46,6 @@ from .stack import (
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
 MEMBERS = 12_000  # more than one chunk of the evaluator stream
-
-
-def _kind(stack: ExportStack) -> str:
-    return "sqlite" if stack.store_url.startswith("sqlite") else "postgres"
 
 
 class ExportProcess:
@@ -115,8 +112,6 @@ async def poll(
 async def test_a_worker_killed_mid_job_leaves_no_partial_file_and_the_job_finishes(
     stack: ExportStack, project: str, tmp_path: Path
 ) -> None:
-    if not stack.store_url.startswith("sqlite"):
-        pytest.skip("one backend is enough here: leases are the same on both (see the races)")
     for start in range(0, MEMBERS, 10_000):
         await upsert(stack, project, [
             epb.Profile(user_id=f"u{i:05d}", email=f"u{i}@example.com")
@@ -125,7 +120,7 @@ async def test_a_worker_killed_mid_job_leaves_no_partial_file_and_the_job_finish
     peer = await SlowPeer(stack.base.evaluator_server.address, TABLE_METHOD).start()
     peer.pass_first, peer.delay = 2, 60.0  # the count and the first chunk, then nothing
     exports = tmp_path / "exports"
-    async with job_store_url(_kind(stack), tmp_path) as url:
+    async with own_store(stack, tmp_path) as url:
         env = {
             "SEGMENTS_DATA_DIR": str(tmp_path / "data"),
             "SEGMENTS_EXPORT_DATABASE_URL": url,

@@ -97,9 +97,20 @@ class JobRun:
         if self._producer is not None:
             self._producer.cancel()
 
+    async def _open(self) -> Sink:
+        opening = asyncio.ensure_future(self._open_sink())
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # stopped while the sink was being made (in a worker thread): keep it, so that
+            # what it made is discarded with the run
+            with contextlib.suppress(Exception):
+                self._sink = await opening
+            raise
+
     async def _produce(self) -> None:
         job = self.job
-        self._sink = await self._open_sink()
+        self._sink = await self._open()
         async with self.deps.source.members(job.segment, job.as_of, job.fields) as table:
             self.total = table.total_count
             await self._sink.write(header_row(job.fields, job.byte_order_mark).encode())
@@ -143,7 +154,13 @@ class JobRun:
         return Stop.CANCEL if current.cancel_requested else None
 
     def _holds(self, current: ExportJob) -> bool:
-        return current.state is JobState.RUNNING and current.lease_owner == self.deps.owner
+        """This run still holds the job: the claim it began with (a later claim of the job,
+        even by this process after the lease ran out, counts one more attempt)."""
+        return (
+            current.state is JobState.RUNNING
+            and current.lease_owner == self.deps.owner
+            and current.attempts == self.job.attempts
+        )
 
     async def _outcome(self) -> Outcome:
         if self._producer is None:  # stopped before it began
@@ -218,6 +235,10 @@ class JobRun:
         change); what was written is discarded unless it was committed."""
         final = self.job
         try:
+            if outcome is not None:
+                # what was written will not be committed: gone before the end is recorded, so
+                # that whoever sees the job ended (a cancel waiting for it) sees no partial file
+                await self._discard()
             if outcome is not Stop.LEASE_LOST:
                 for attempt in range(1, SETTLE_ATTEMPTS + 1):
                     try:
@@ -228,14 +249,19 @@ class JobRun:
                             raise
                         await asyncio.sleep(0.1 * attempt)
         finally:
-            if not self._committed and self._sink is not None:
-                with contextlib.suppress(OSError):
-                    await self._sink.discard()
+            await self._discard()
         if final.state is not JobState.RUNNING:
             EXPORT_JOBS.labels(final.state.value.lower()).inc()
         _log.info("export_job_ended", job=self.job.name, state=final.state.value,
                   exported=self.exported, blocked=self.blocked)  # fmt: skip
         return final
+
+    async def _discard(self) -> None:
+        """Drops what was written unless it was committed (once)."""
+        sink, self._sink = self._sink, None
+        if sink is not None and not self._committed:
+            with contextlib.suppress(OSError):
+                await sink.discard()
 
     async def _still_ours(self) -> bool:
         job = self.job
@@ -246,15 +272,19 @@ class JobRun:
     async def _record(self, outcome: Outcome) -> ExportJob:
         """When the CSV is whole, the sink is committed first (a file renamed into place),
         outside any transaction; then the end is recorded holding the job's row. A cancel
-        that arrived meanwhile still wins: the file is deleted."""
+        that arrived meanwhile still wins: the file is deleted. Whatever is not kept is gone
+        before the end is recorded."""
         job = self.job
-        if outcome is None and not self._committed and await self._still_ours():
-            try:
-                if self._sink is not None:
-                    await self._sink.commit()
-                self._committed = True
-            except OSError as exc:
-                outcome = directory_error(exc)
+        if outcome is None and not self._committed:
+            if await self._still_ours():
+                try:
+                    if self._sink is not None:
+                        await self._sink.commit()
+                    self._committed = True
+                except OSError as exc:
+                    outcome = directory_error(exc)
+            if not self._committed:  # cancelled, taken over, or the commit failed
+                await self._discard()
         async with self.deps.store.transaction() as tx:
             current = await tx.get(job.project, job.job_id, lock=True)
             if current is None or not self._holds(current):
@@ -265,10 +295,12 @@ class JobRun:
                 final = self._succeeded(current)
             else:
                 final = self._ended(current, outcome if outcome is not None else Stop.CANCEL)
+                if self._committed and job.destination is Destination.FILE:
+                    # a cancel that came as the file was renamed into place: deleted before
+                    # CANCELLED is recorded (a rare race; the row is held over one unlink)
+                    with contextlib.suppress(OSError):
+                        await self.deps.files.delete(output_path(job.project, job.job_id))
             await tx.update(final)
-        whole_file = self._committed and job.destination is Destination.FILE
-        if whole_file and final.state is not JobState.SUCCEEDED:
-            await self.deps.files.delete(output_path(job.project, job.job_id))
         return final
 
     def _succeeded(self, current: ExportJob) -> ExportJob:
