@@ -135,10 +135,12 @@ class Config:
     # Live segments: an event older than this (event time vs arrival) triggers nothing.
     live_max_event_age_seconds: float = 86_400.0
     # Export jobs: jobs one process runs at once (0: this process runs none), running jobs
-    # per project, seconds after which a silent worker's job is taken over, and how long
-    # finished files are kept.
+    # per project, pending or running jobs one principal may have (over every project),
+    # seconds after which a silent worker's job is taken over, and how long finished files
+    # are kept.
     export_workers: int = 2
     export_max_running_per_project: int = 2
+    export_max_unfinished_per_principal: int = 10
     export_lease_seconds: float = 15.0
     export_file_ttl_seconds: float = 7 * 86400.0
     # Reporting: the scheduler runs each project's day this long after its local midnight
@@ -266,15 +268,21 @@ class Config:
         per_project = _int(
             env, "SEGMENTS_EXPORT_MAX_RUNNING_PER_PROJECT", defaults.export_max_running_per_project
         )
+        per_principal = _int(
+            env,
+            "SEGMENTS_EXPORT_MAX_UNFINISHED_PER_PRINCIPAL",
+            defaults.export_max_unfinished_per_principal,
+        )
         lease = _float(env, "SEGMENTS_EXPORT_LEASE_SECONDS", defaults.export_lease_seconds)
         ttl = _float(env, "SEGMENTS_EXPORT_FILE_TTL_SECONDS", defaults.export_file_ttl_seconds)
-        if workers < 0 or per_project < 1 or lease < 2 or ttl <= 0:
+        if workers < 0 or per_project < 1 or per_principal < 1 or lease < 2 or ttl <= 0:
             raise ConfigError(
                 "SEGMENTS_EXPORT_WORKERS must be at least 0, "
                 "SEGMENTS_EXPORT_MAX_RUNNING_PER_PROJECT at least 1, "
+                "SEGMENTS_EXPORT_MAX_UNFINISHED_PER_PRINCIPAL at least 1, "
                 "SEGMENTS_EXPORT_LEASE_SECONDS at least 2 and "
                 f"SEGMENTS_EXPORT_FILE_TTL_SECONDS above 0, got {workers}, {per_project}, "
-                f"{lease} and {ttl}"
+                f"{per_principal}, {lease} and {ttl}"
             )
         reporting = {
             "delay": _float(
@@ -360,6 +368,7 @@ class Config:
             live_max_event_age_seconds=max_age,
             export_workers=workers,
             export_max_running_per_project=per_project,
+            export_max_unfinished_per_principal=per_principal,
             export_lease_seconds=lease,
             export_file_ttl_seconds=ttl,
             reporting_scheduler=scheduler,

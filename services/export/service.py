@@ -25,6 +25,7 @@ def settings_from(config: Config) -> ExportSettings:
     return ExportSettings(
         workers=config.export_workers,
         max_running_per_project=config.export_max_running_per_project,
+        max_unfinished_per_principal=config.export_max_unfinished_per_principal,
         lease_seconds=config.export_lease_seconds,
         file_ttl_seconds=config.export_file_ttl_seconds,
     )

@@ -14,19 +14,24 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
+from google.rpc import error_details_pb2
 
+from libs.common.status import call_status
+from segments.v1 import access_pb2, segment_pb2
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as dpb
 from segments.v1 import evaluator_service_pb2 as epb
 from segments.v1 import export_service_pb2 as pb
-from segments.v1 import segment_pb2
+from segments.v1 import export_service_pb2_grpc as pb_grpc
 from services.export.adapters.job_store import JobStore
 from tests.evaluator.grpc_stack import TIMEOUT, create, past, rich
+from tests.support.auth import authorized_channel, make_key
 
 from .stack import (
     FAST,
     ExportStack,
     create_job,
+    new_project,
     own_store,
     read_csv,
     running_export,
@@ -177,6 +182,59 @@ async def test_a_full_queue_is_refused(stack: ExportStack, project: str, tmp_pat
     details = rich(full.value)
     assert (details.code, details.info.reason) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED, "EXPORT_QUEUE_FULL")  # fmt: skip
+    assert retry_delay(full.value) > 0
+
+
+def retry_delay(error: grpc.aio.AioRpcError) -> float:
+    status = call_status(error)
+    assert status is not None
+    for detail in status.details:
+        info = error_details_pb2.RetryInfo()
+        if detail.Unpack(info):
+            return float(info.retry_delay.ToTimedelta().total_seconds())
+    raise AssertionError("no RetryInfo")
+
+
+async def test_a_principal_with_too_many_unfinished_jobs_is_refused_until_one_ends(
+    stack: ExportStack, project: str, tmp_path: Path
+) -> None:
+    second_project = f"{project}b"
+    await new_project(stack, second_project)
+    tight = replace(FAST, workers=0, max_unfinished_per_principal=2)
+    async with (
+        own_store(stack, tmp_path) as url,
+        running_export(stack.base, url, tmp_path, tight) as other,
+    ):
+        # the limit counts the principal's jobs over every project
+        first = await create_job(other, project, ["user_id"])
+        await create_job(other, second_project, ["user_id"])
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await create_job(other, project, ["user_id"])
+        details = rich(refused.value)
+        assert (details.code, details.info.reason, details.info.metadata["limit"]) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED, "EXPORT_PRINCIPAL_LIMIT", "2")  # fmt: skip
+        assert retry_delay(refused.value) > 0
+        # another principal is not held back
+        ana = await make_key(
+            stack.base.definition_channel,
+            {"projects/-": access_pb2.ROLE_EXPORTER},
+            person=f"ana-{project}@example.com",
+        )
+        async with authorized_channel(other.server.address, ana) as channel:
+            theirs = await pb_grpc.SegmentExportServiceStub(channel).CreateExportJob(
+                pb.CreateExportJobRequest(
+                    parent=f"projects/{project}",
+                    export_job=pb.ExportJob(
+                        segment=f"projects/{project}/segments/all-users", fields=["user_id"]
+                    ),
+                ),
+                timeout=TIMEOUT,
+            )
+        assert theirs.creator == f"ana-{project}@example.com"
+        # once one of the principal's jobs has ended, the next is taken
+        await other.export.CancelExportJob(pb.CancelExportJobRequest(name=first.name))
+        again = await create_job(other, project, ["user_id"])
+    assert again.state == pb.EXPORT_JOB_STATE_PENDING
 
 
 async def test_one_consistent_membership_while_the_segment_changes(

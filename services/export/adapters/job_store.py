@@ -137,6 +137,14 @@ class JobTransaction:
         )
         return int((await self.conn.execute(query)).scalar_one())
 
+    async def unfinished_of(self, creator: str) -> int:
+        """PENDING and RUNNING jobs created by `creator`, over every project."""
+        query = sa.select(sa.func.count()).where(
+            t.c.creator == creator,
+            t.c.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
     async def lock_claims(self) -> None:
         if self.dialect == "postgresql":
             await self.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK)))

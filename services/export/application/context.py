@@ -26,6 +26,8 @@ class ExportSettings:
     max_running_per_project: int = 2
     #: PENDING and RUNNING jobs one project may have
     max_unfinished_per_project: int = 100
+    #: PENDING and RUNNING jobs one principal (a job's creator) may have, over every project
+    max_unfinished_per_principal: int = 10
     #: a worker that has not renewed its lease for this long is presumed gone
     lease_seconds: float = 15.0
     #: how often a running job records its progress, renews its lease and looks for a cancel

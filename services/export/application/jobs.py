@@ -124,14 +124,29 @@ def _same_request(stored: ExportJob, asked: ExportJob, as_of: datetime | None) -
 
 
 async def _insert(deps: Deps, job: ExportJob) -> ExportJob:
-    limit = deps.settings.max_unfinished_per_project
+    """Inserts `job` unless its project's queue or its creator's is full (checked holding the
+    claim lock, so that concurrent creates cannot both pass)."""
+    settings = deps.settings
+    retry = settings.retry_seconds
     async with deps.store.transaction() as tx:
+        await tx.lock_claims()
+        limit = settings.max_unfinished_per_project
         if await tx.unfinished_count(job.project) >= limit:
             raise ResourceExhausted(
                 f"projects/{job.project} already has {limit} pending or running export jobs; "
                 "wait for some to finish or cancel some",
                 reason="EXPORT_QUEUE_FULL",
                 metadata={"limit": str(limit)},
+                retry_after_seconds=retry,
+            )
+        limit = settings.max_unfinished_per_principal
+        if job.creator and await tx.unfinished_of(job.creator) >= limit:
+            raise ResourceExhausted(
+                f"{job.creator} already has {limit} pending or running export jobs; wait for "
+                "one to finish or cancel one",
+                reason="EXPORT_PRINCIPAL_LIMIT",
+                metadata={"limit": str(limit)},
+                retry_after_seconds=retry,
             )
         await tx.insert(job)
     return job

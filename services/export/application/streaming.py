@@ -85,6 +85,7 @@ async def _claim_stream(deps: Deps, job: ExportJob) -> ExportJob:
                 f"{job.segment}; retry when it has finished",
                 reason="EXPORT_LIMIT_REACHED",
                 metadata={"limit": str(limit)},
+                retry_after_seconds=deps.settings.retry_seconds,
             )
         return await claim(deps, tx, current)
 

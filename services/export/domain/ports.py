@@ -94,8 +94,13 @@ class JobTransaction(Protocol):
         """PENDING and RUNNING jobs of the project."""
         ...
 
+    async def unfinished_of(self, creator: str) -> int:
+        """PENDING and RUNNING jobs created by `creator`, over every project."""
+        ...
+
     async def lock_claims(self) -> None:
-        """Serialises claims (running-job limits) until the transaction ends."""
+        """Serialises claims (running-job limits) and new jobs (queue limits) until the
+        transaction ends."""
         ...
 
     async def running(self, now: datetime) -> list[ExportJob]:
