@@ -48,6 +48,11 @@ _DELETED_REVISION = 2**63
 _ATTEMPTS = 5
 
 
+def _milliseconds(value: datetime) -> datetime:
+    """`value` truncated to whole milliseconds (DateTime64(3))."""
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     version: int
@@ -162,7 +167,12 @@ class SnapshotStore:
         """Writes the members under `version` as one attempt, then commits the attempt with the
         version's `snapshots` row. Should another process commit the same version first (each
         took it as the next one), this attempt's rows are dropped and it takes the next
-        version; readers only ever see the members of the attempt a version committed."""
+        version; readers only ever see the members of the attempt a version committed.
+
+        `as_of` and `now` are kept in milliseconds, what the table holds, so that the answer
+        of the write and every later read show one value (stored times are milliseconds, so
+        the members are the same at either precision)."""
+        as_of, now = _milliseconds(as_of), _milliseconds(now)
         for _ in range(_ATTEMPTS):
             info = await self._attempt(project, segment, version, members_sql, members_params,
                                        as_of, now)  # fmt: skip
