@@ -25,7 +25,8 @@ from services.definition.application.common import (
     utc_now,
 )
 from services.definition.application.dependants import dependent_violations
-from services.definition.domain.graph import find_cycle
+from services.definition.domain import limits
+from services.definition.domain.graph import find_cycle, reference_shape
 from services.definition.domain.names import validate_new_segment_id
 from services.definition.domain.ports import Store, StoredRequest, Transaction
 from services.definition.domain.references import reference_paths, reference_violations
@@ -114,8 +115,47 @@ async def _lock_and_check_references(
             if cycle is not None:
                 names = " -> ".join(cycle)
                 violations.append(FieldViolation(ref_path, f"would create a cycle: {names}"))
+    if not violations and ids:
+        violations += await _shape_violations(tx, project_id, segment_id, ids, path)
     _raise_if(violations)
     return ids
+
+
+async def _shape_violations(
+    tx: Transaction, project_id: str, segment_id: str, ids: set[str], path: str
+) -> list[FieldViolation]:
+    """The reference depth and expanded size limits, for the segment written and for every
+    segment that references it (directly or not) once its references are `ids`."""
+    me = segment_id or "(new segment)"
+    above: set[str] = set()
+    frontier = {segment_id} if segment_id else set()
+    while frontier:
+        pairs = await tx.dependents_of(project_id, frontier)
+        frontier = {dependent for dependent, _ in pairs} - above
+        above |= frontier
+    graph = dict(await tx.reference_graph(project_id, ids | above))
+    graph[me] = sorted(ids)  # its references as written, not as stored
+    found: list[FieldViolation] = []
+    for root in [me, *sorted(above)]:
+        depth, size = reference_shape(root, graph)
+        whose = "its" if root == me else f"segment {root}'s"
+        if depth > limits.MAX_REFERENCE_DEPTH:
+            found.append(
+                FieldViolation(
+                    path,
+                    f"{whose} references would nest {depth} deep "
+                    f"(at most {limits.MAX_REFERENCE_DEPTH})",
+                )
+            )
+        elif size > limits.MAX_EXPANDED_REFERENCES:
+            found.append(
+                FieldViolation(
+                    path,
+                    f"{whose} references would reach {size} segments, counting each as often "
+                    f"as it is reached (at most {limits.MAX_EXPANDED_REFERENCES})",
+                )
+            )
+    return found
 
 
 async def _write_references(

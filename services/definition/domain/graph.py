@@ -79,3 +79,26 @@ def topological_order(root: str, edges: Mapping[str, Iterable[str]]) -> list[str
         done.add(node)
         order.append(node)
     return order
+
+
+def reference_shape(root: str, edges: Mapping[str, Iterable[str]]) -> tuple[int, int]:
+    """(depth, expanded size) of `root`'s references: the longest chain of references from it
+    (0 when it references nothing) and how many references a query of it meets when each
+    is followed wherever it is reached (a segment reached on two paths counts twice).
+    The graph must be acyclic."""
+    depth: dict[str, int] = {}
+    size: dict[str, int] = {}
+    # Iterative post-order: a node is finished once all its references are.
+    stack: list[tuple[str, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in depth:
+            continue
+        refs = list(edges.get(node, ()))
+        if expanded:
+            depth[node] = 1 + max((depth[r] for r in refs), default=-1)
+            size[node] = sum(1 + size[r] for r in refs)
+            continue
+        stack.append((node, True))
+        stack.extend((r, False) for r in refs if r not in depth)
+    return depth[root], size[root]

@@ -24,6 +24,10 @@ MAX_SEARCH = 200
 MAX_DESCRIPTION = 2_000
 #: Distinct segments one definition references (include, exclude, in-segment leaves).
 MAX_REFERENCED_SEGMENTS = 50
+#: The longest chain of references from a segment (one segment including another is 1), and
+#: how many references its evaluation meets when each is followed wherever it is reached.
+MAX_REFERENCE_DEPTH = 10
+MAX_EXPANDED_REFERENCES = 200
 #: Property and event names.
 MAX_NAME_LENGTH = 128
 #: URL patterns, partner names and cohort ids.

@@ -188,6 +188,10 @@ class _Compiler:
         clauses: dict[int, Clause] = {}
         plan = classify(query.root)
         joined: list[str] = []  # profile predicates read by the mixed conjuncts
+        # Referenced segments are joined, never `uid IN (subquery)`: the engine analyses an
+        # IN subquery twice, so a chain of segments each referencing the next cost 2^depth
+        # to plan; a join is analysed once (tests/robustness/test_reference_chains.py).
+        references: list[str] = []
 
         def clause(condition: Condition) -> Clause:
             assert isinstance(condition, Behaviour)
@@ -210,7 +214,13 @@ class _Compiler:
                     without = "1" if prop.comparison.operator in NEGATIVE_OPERATORS else "0"
                     return f"if({profiles}.pe = 1, {profiles}.v{len(joined) - 1}, {without})"
                 case InSegment(segment=name, negate=negated):
-                    inside = f"{uid} IN ({self._segment(name, ids, stack)})"
+                    alias = self.params.alias("r")
+                    members = self._segment(name, ids, stack)
+                    references.append(
+                        f" LEFT JOIN (SELECT user_id AS {alias}_id, 1 AS {alias}_in "  # noqa: S608
+                        f"FROM ({members})) AS {alias} ON {alias}.{alias}_id = {uid}"
+                    )
+                    inside = f"{alias}.{alias}_in = 1"  # 0 without a match (join_use_nulls = 0)
                     return negate(inside) if negated else inside
             found = clause(condition)
             if found.column in (TRUE, FALSE):
@@ -229,8 +239,13 @@ class _Compiler:
         # (measured, bench/queries.py).
         profile_join, profile_anti = self._profile_semi_joins(uid, plan.profile, ids)
         where += profile_anti
-        where += [f"{uid} IN ({self._segment(s, ids, stack)})" for s in query.included_segments]
-        where += [f"{uid} NOT IN ({self._segment(s, ids, stack)})" for s in query.excluded_segments]
+        for kind, names in (("SEMI", query.included_segments), ("ANTI", query.excluded_segments)):
+            for name in names:
+                alias = self.params.alias("r")
+                members = self._segment(name, ids, stack)
+                references.append(
+                    f" LEFT {kind} JOIN ({members}) AS {alias} ON {alias}.user_id = {uid}"
+                )
 
         if driven_by_events:
             sql = f"SELECT {uid} AS user_id FROM ({scan.sql(ids)} HAVING {having}) AS {events}"  # noqa: S608
@@ -239,6 +254,7 @@ class _Compiler:
             if scan.select:
                 sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
         sql += profile_join
+        sql += "".join(references)
         if joined:
             values = self._profiles.values("pid", "pe", joined, ids)
             sql += f" LEFT JOIN ({values}) AS {profiles} ON {profiles}.pid = {uid}"
