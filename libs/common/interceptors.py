@@ -176,7 +176,7 @@ class _Call:
 
     def succeeded(self) -> None:
         self.context.set_trailing_metadata(self._trailers())
-        code = _code_of(self.context)
+        code = code_of(self.context)
         if code is not None:
             self.code = code
 
@@ -184,7 +184,7 @@ class _Call:
         """Ends the call with the status `exc` stands for. Always raises."""
         if isinstance(exc, grpc.aio.AbortError):
             # The handler aborted by itself: keep its status, add the request id.
-            self.code = _code_of(self.context) or grpc.StatusCode.UNKNOWN
+            self.code = code_of(self.context) or grpc.StatusCode.UNKNOWN
             self.context.set_trailing_metadata(self._trailers())
             raise exc
         if isinstance(exc, errors.DomainError):
@@ -237,7 +237,8 @@ class _Call:
         )
 
 
-def _code_of(context: Context) -> grpc.StatusCode | None:
+def code_of(context: Context) -> grpc.StatusCode | None:
+    """The status a handler set on its call so far (None: none yet)."""
     try:
         code: Any = context.code()
     except (AttributeError, NotImplementedError):  # pragma: no cover - older grpc

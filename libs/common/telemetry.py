@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from libs.common import metrics, tracing
-from libs.common.interceptors import rewrap_handler
+from libs.common.interceptors import code_of, rewrap_handler
 from libs.common.logging import current_request_id
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -39,19 +39,6 @@ def split_method(method: str) -> tuple[str, str]:
     """("segments.v1.SegmentEvaluatorService", "CountSegment") of a full method path."""
     service, _, name = method.lstrip("/").rpartition("/")
     return service or "unknown", name
-
-
-def _status_of(context: Context) -> grpc.StatusCode | None:
-    try:
-        code: Any = context.code()
-    except (AttributeError, NotImplementedError):  # pragma: no cover - older grpc
-        return None
-    if isinstance(code, grpc.StatusCode):
-        return code
-    for candidate in grpc.StatusCode:
-        if candidate.value[0] == code:
-            return candidate
-    return None
 
 
 class _Observed:
@@ -80,13 +67,13 @@ class _Observed:
 
     def finish(self, error: BaseException | None) -> None:
         if error is None:
-            code = _status_of(self.context) or grpc.StatusCode.OK
+            code = code_of(self.context) or grpc.StatusCode.OK
         elif isinstance(error, asyncio.CancelledError):
             remaining = self.context.time_remaining()
             expired = remaining is not None and remaining <= 0
             code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
         else:
-            code = _status_of(self.context) or grpc.StatusCode.UNKNOWN
+            code = code_of(self.context) or grpc.StatusCode.UNKNOWN
         metrics.RPC_HANDLED.labels(*self.labels, code.name).inc()
         metrics.RPC_HANDLING_SECONDS.labels(*self.labels).observe(
             time.perf_counter() - self.started
