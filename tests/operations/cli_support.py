@@ -18,7 +18,7 @@ from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.config import Config
 from libs.common.server import RunningServer
 from services.cli import all_in_one_config, build_services
-from tests.support.auth import ADMIN_KEY
+from tests.support.auth import ADMIN_KEY, authorized_channel, create_project
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 120.0
@@ -45,6 +45,17 @@ async def serve_all(
         yield server
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def serve_project(
+    data_dir: Path, chdb_engine: ChdbEngine, project: str
+) -> AsyncIterator[RunningServer]:
+    """`serve_all` with `project` created."""
+    async with serve_all(data_dir, chdb_engine) as running:
+        async with authorized_channel(running.address) as channel:
+            await create_project(channel, project)
+        yield running
 
 
 @dataclass

@@ -11,9 +11,8 @@ import pytest
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.server import RunningServer
-from tests.support.auth import authorized_channel, create_project
 
-from .cli_support import Cli, serve_all
+from .cli_support import Cli, serve_project
 
 PROJECT = "cliingest"
 
@@ -22,9 +21,9 @@ PROJECT = "cliingest"
 async def server(
     tmp_path_factory: pytest.TempPathFactory, chdb_engine: ChdbEngine
 ) -> AsyncIterator[RunningServer]:
-    async with serve_all(tmp_path_factory.mktemp("cli_ingest"), chdb_engine) as running:
-        async with authorized_channel(running.address) as channel:
-            await create_project(channel, PROJECT)
+    async with serve_project(
+        tmp_path_factory.mktemp("cli_ingest"), chdb_engine, PROJECT
+    ) as running:
         yield running
 
 

@@ -11,9 +11,8 @@ import pytest
 
 from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.server import RunningServer
-from tests.support.auth import authorized_channel, create_project
 
-from .cli_support import REPO, Cli, serve_all
+from .cli_support import REPO, Cli, serve_project
 
 EXAMPLE = str(REPO / "docs" / "examples" / "ny-buyers.yaml")
 PROJECT = "clishop"
@@ -23,9 +22,9 @@ PROJECT = "clishop"
 async def server(
     tmp_path_factory: pytest.TempPathFactory, chdb_engine: ChdbEngine
 ) -> AsyncIterator[RunningServer]:
-    async with serve_all(tmp_path_factory.mktemp("cli_segments"), chdb_engine) as running:
-        async with authorized_channel(running.address) as channel:
-            await create_project(channel, PROJECT)
+    async with serve_project(
+        tmp_path_factory.mktemp("cli_segments"), chdb_engine, PROJECT
+    ) as running:
         yield running
 
 
