@@ -48,7 +48,9 @@ async def _alive(channel: grpc.aio.Channel) -> None:
 
 def _round_cases(method: MethodDescriptor, round_no: int, seed: int) -> list[fuzz.Case]:
     base = seed * 1_000_003 + round_no * 7919 + zlib.crc32(fuzz.method_path(method).encode())
-    cases = fuzz.draw(fuzz.valid_cases(method), 40, base)
+    cases = fuzz.draw(fuzz.valid_cases(method), 30, base)
+    cases += fuzz.exact_cases(method)
+    cases += fuzz.draw(fuzz.template_cases(method), 15, base + 2)
     cases += fuzz.draw(fuzz.byte_cases(method), 15, base + 1)
     if round_no == 0:
         cases += fuzz.nested_cases(method)

@@ -23,10 +23,11 @@ from tests.support.auth import authorized_channel
 
 from .conftest import stack_config
 
-#: Generated requests and random byte strings per method (about 2,200 calls in all), sent
+#: Generated, templated and byte-string requests per method (about 2,300 calls in all), sent
 #: a few at a time.
-VALID_PER_METHOD = 26
-BYTES_PER_METHOD = 12
+VALID_PER_METHOD = 20
+TEMPLATE_PER_METHOD = 10
+BYTES_PER_METHOD = 10
 PARALLEL = 4
 METHODS = fuzz.all_methods()
 
@@ -62,6 +63,8 @@ async def test_every_answer_is_precise(fuzzed: grpc.aio.Channel, method: MethodD
     seed = zlib.crc32(fuzz.method_path(method).encode())
     cases = [
         *fuzz.draw(fuzz.valid_cases(method), VALID_PER_METHOD, seed),
+        *fuzz.exact_cases(method),
+        *fuzz.draw(fuzz.template_cases(method), TEMPLATE_PER_METHOD, seed + 2),
         *fuzz.nested_cases(method),
         *fuzz.draw(fuzz.byte_cases(method), BYTES_PER_METHOD, seed + 1),
     ]

@@ -6,6 +6,8 @@ Three kinds of input per method:
   with plausible values (resource names of the fuzzed project, known enum values, sane
   numbers) as often as with hostile ones (extreme numbers, empty, huge, unicode and control
   character strings, unknown enum numbers, extreme timestamps);
+* "template": requests known to succeed against the seeded project, half of them with one
+  field (anywhere in the message) replaced by a hostile value;
 * "nested": for methods whose input holds a condition tree, trees nested beyond the
   decoder's limit (and just below it), encoded by hand;
 * "bytes": raw bytes, random or a generated message with bytes flipped, cut or inserted.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, Phase, given, settings
@@ -361,8 +363,62 @@ def _build(cls: type[Message], plain: dict[str, Any], chosen: Iterable[dict[str,
 class Case:
     """One call: the request bytes (one per message for client-streaming methods)."""
 
-    kind: str  # "valid", "nested", "bytes"
+    kind: str  # "valid", "template", "nested", "bytes"
     messages: tuple[bytes, ...]
+
+
+#: Requests known to succeed, by method name (JSON form), recorded by `seed_project`: the
+#: "template" inputs are these with one field replaced by a hostile value (or none).
+TEMPLATES: dict[str, list[dict[str, Any]]] = {}
+
+
+def _spots(message: Message) -> list[tuple[Message, FieldDescriptor]]:
+    """Every field set in `message` and the messages inside it: where a mutation may go."""
+    found: list[tuple[Message, FieldDescriptor]] = []
+    for fd, value in message.ListFields():
+        found.append((message, fd))
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and not _nested(fd).GetOptions().map_entry:
+            for inner in value if _is_repeated(fd) else [value]:
+                found += _spots(inner)
+    return found
+
+
+def _assign(message: Message, fd: FieldDescriptor, value: Any) -> None:
+    try:
+        if fd.type == FieldDescriptor.TYPE_MESSAGE and _nested(fd).GetOptions().map_entry:
+            target = getattr(message, fd.name)
+            target.clear()
+            target.update(value)
+        elif _is_repeated(fd):
+            del getattr(message, fd.name)[:]
+            getattr(message, fd.name).extend(value)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            getattr(message, fd.name).CopyFrom(value)
+        else:
+            setattr(message, fd.name, value)
+    except (ValueError, TypeError):  # a value the message refuses to hold
+        message.ClearField(fd.name)
+
+
+def _templated(method: MethodDescriptor, project: str) -> st.SearchStrategy[Message] | None:
+    templates = TEMPLATES.get(method.name)
+    if not templates:
+        return None
+    cls = message_class(method.input_type)
+    hostile = _Builder(project, hostile=True)
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> Message:
+        message = json_format.ParseDict(draw(st.sampled_from(templates)), cls())
+        spots = _spots(message)
+        if spots:
+            target, fd = draw(st.sampled_from(spots))
+            value = hostile._value(fd, MAX_DEPTH - 1)
+            if value is not None:
+                _assign(target, fd, draw(value))
+        return message
+
+    return mutated()
 
 
 def _requests_for(method: MethodDescriptor, project: str) -> st.SearchStrategy[Message]:
@@ -383,6 +439,24 @@ def valid_cases(method: MethodDescriptor, project: str = PROJECT) -> st.SearchSt
         lists = st.lists(requests, min_size=0, max_size=3)
         return lists.map(lambda ms: Case("valid", tuple(m.SerializeToString() for m in ms)))
     return requests.map(lambda m: Case("valid", (m.SerializeToString(),)))
+
+
+def template_cases(method: MethodDescriptor, project: str = PROJECT) -> st.SearchStrategy[Case]:
+    """Requests known to succeed (`TEMPLATES`), each with one field made hostile; no case at
+    all for a method without templates."""
+    templated = _templated(method, project)
+    if templated is None or method.client_streaming:
+        return st.nothing()
+    return templated.map(lambda m: Case("template", (m.SerializeToString(),)))
+
+
+def exact_cases(method: MethodDescriptor) -> list[Case]:
+    """The requests known to succeed (`TEMPLATES`), as they are."""
+    cls = message_class(method.input_type)
+    return [
+        Case("template", (json_format.ParseDict(t, cls()).SerializeToString(),))
+        for t in TEMPLATES.get(method.name, ())
+    ]
 
 
 def _mutate(data: bytes, rnd: random.Random) -> bytes:
@@ -475,8 +549,11 @@ def nested_cases(method: MethodDescriptor, project: str = PROJECT) -> list[Case]
 
 
 def draw(strategy: st.SearchStrategy[Case], count: int, seed: int) -> list[Case]:
-    """`count` examples of `strategy` (hypothesis generation only: no shrinking, no database)."""
+    """`count` examples of `strategy` (hypothesis generation only: no shrinking, no database;
+    none of an empty strategy)."""
     drawn: list[Case] = []
+    if strategy.is_empty:
+        return drawn
 
     @hypothesis_seed(seed)
     @settings(
@@ -714,3 +791,83 @@ async def seed_project(channel: grpc.aio.Channel, project: str = PROJECT) -> Non
         yield epb.IngestEventsRequest(parent=f"projects/{project}", events=events)
 
     await evaluator.IngestEvents(batches(), timeout=60)
+    await _record_templates(channel, project, kinds)
+
+
+async def _record_templates(channel: grpc.aio.Channel, project: str, kinds: dict[str, Any]) -> None:
+    """Requests that succeed against the seeded project (`TEMPLATES`), and the resources
+    they need (profiles, a snapshot, an export job, a usage)."""
+    from google.protobuf.json_format import MessageToDict
+
+    from segments.v1 import evaluator_service_pb2 as epb
+    from segments.v1 import evaluator_service_pb2_grpc as epb_grpc
+    from segments.v1 import export_service_pb2 as xpb
+    from segments.v1 import export_service_pb2_grpc as xpb_grpc
+
+    parent = f"projects/{project}"
+    buyers = f"{parent}/segments/buyers"
+    evaluator = epb_grpc.SegmentEvaluatorServiceStub(channel)
+    profiles = [{"userId": f"u{i}", "email": f"u{i}@example.com"} for i in range(5)]
+    upsert = {"parent": parent, "profiles": profiles}
+    await evaluator.UpsertProfiles(
+        json_format.ParseDict(upsert, epb.UpsertProfilesRequest()), timeout=60
+    )
+    snapshot = await evaluator.CreateSnapshot(epb.CreateSnapshotRequest(parent=buyers), timeout=60)
+    exports = xpb_grpc.SegmentExportServiceStub(channel)
+    job = await exports.CreateExportJob(
+        xpb.CreateExportJobRequest(
+            parent=parent, export_job=xpb.ExportJob(segment=buyers, fields=["user_id", "email"])
+        ),
+        timeout=60,
+    )
+    definitions = [MessageToDict(d) for d in kinds.values() if d.WhichOneof("kind") != "live"]
+    past = [d for d in definitions if "pastBehavior" in d]
+    TEMPLATES.update(
+        {
+            "ValidateDefinition": [{"parent": parent, "definition": d} for d in definitions],
+            "EstimateDefinition": [{"parent": parent, "definition": d} for d in past],
+            "CreateSegment": [
+                {"parent": parent, "segment": {"displayName": "made", "definition": d}}
+                for d in definitions
+            ],
+            "UpdateSegment": [
+                {
+                    "segment": {"name": buyers, "displayName": "Buyers", "description": "x"},
+                    "updateMask": "displayName,description",
+                }
+            ],
+            "CountSegment": [{"segment": buyers, "sampleSize": 5}],
+            "ExplainSegment": [{"segment": buyers}],
+            "StreamAudience": [{"segment": buyers}],
+            "StreamAudienceTable": [{"segment": buyers}],
+            "CheckMembership": [{"segment": buyers, "userIds": ["u1", "u2", "nobody"]}],
+            "CreateSnapshot": [{"parent": buyers}],
+            "GetSnapshot": [{"name": snapshot.name}],
+            "ListSnapshots": [{"parent": buyers}],
+            "ListSnapshotChanges": [{"parent": buyers, "fromVersion": "1"}],
+            "GetProfile": [{"name": f"{parent}/profiles/u1"}],
+            "UpsertProfiles": [upsert],
+            "SetTestUsers": [{"parent": parent, "userIds": ["u1"], "testUser": True}],
+            "CreateExportJob": [
+                {"parent": parent, "exportJob": {"segment": buyers, "fields": ["user_id"]}}
+            ],
+            "GetExportJob": [{"name": job.name}],
+            "CancelExportJob": [{"name": job.name}],
+            "StreamExportJob": [{"name": job.name}],
+            "RegisterSegmentUsage": [
+                {
+                    "parent": buyers,
+                    "usage": {"kind": 1, "externalId": "c1", "displayName": "C", "status": 1},
+                }
+            ],
+            "GetSegment": [{"name": buyers}],
+            "ListSegments": [{"parent": parent, "pageSize": 2}],
+            "GetSegmentDependencies": [{"name": buyers}],
+            "ListDependentSegments": [{"parent": buyers}],
+            "GetProject": [{"name": parent}],
+        }
+    )
+    inputs = {m.name: m.input_type for m in all_methods()}
+    for name, requests in TEMPLATES.items():
+        for request in requests:  # a template that does not parse is a mistake here
+            json_format.ParseDict(request, message_class(inputs[name])())
