@@ -160,6 +160,7 @@ def _check(client: Client, out: Output, args: argparse.Namespace) -> None:
             user_ids=ids[start : start + MAX_CHECK],
             snapshot_version=args.snapshot or 0,
             realtime=args.realtime,
+            **_as_of(args),
         )
         response = client.call(client.evaluator.CheckMembership, request)
         flags += response.is_member
@@ -176,7 +177,8 @@ def _check(client: Client, out: Output, args: argparse.Namespace) -> None:
     out.table(
         ("USER", "MEMBER"), ((i, "yes" if f else "no") for i, f in zip(ids, flags, strict=True))
     )
-    source = f"snapshot version {version}" if version else "evaluated now"
+    when = f"as of {args.as_of}" if args.as_of else "now"
+    source = f"snapshot version {version}" if version else f"evaluated {when}"
     out.note(f"{sum(flags)} of {len(ids)} are members of {segment} ({source})")
 
 
@@ -246,3 +248,4 @@ def register(commands: Commands) -> None:
     p.add_argument(
         "--realtime", action="store_true", help="evaluate now even when a snapshot exists"
     )
+    p.add_argument("--as-of", help="evaluate as of this instant (ISO 8601; not with --snapshot)")

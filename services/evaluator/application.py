@@ -291,13 +291,16 @@ class Evaluator:
         snapshot_version: int,
         realtime: bool,
         live_window: TimeWindow | None = None,
+        as_of: datetime | None = None,
     ) -> tuple[set[str], int]:
+        """The members among `user_ids`, and the snapshot version answering (0: evaluated in
+        real time). With `as_of` the segment is evaluated at that instant."""
         if not user_ids or len(user_ids) > MAX_MEMBERSHIP_IDS:
             raise InvalidArgument.field("user_ids", f"give 1 to {MAX_MEMBERSHIP_IDS} user ids")
         name = parse_segment(segment)
         if self.live is not None and not snapshot_version:
             resolved = await self.segments.resolve(name.name)
-            window = await self._live_window(name, resolved, None, live_window)
+            window = await self._live_window(name, resolved, as_of, live_window)
             if window is not None:
                 found: set[str] = set()
                 unique = sorted(set(user_ids))
@@ -307,13 +310,13 @@ class Evaluator:
                         unique[start : start + 500],
                     ))  # fmt: skip
                 return found, 0
-        if not realtime:
+        if not realtime and as_of is None:
             answer = await self.snapshots.check(name.project, name.name, snapshot_version, user_ids)
             if answer is not None:
                 return answer
             if snapshot_version:
                 raise NotFound(f"snapshot version {snapshot_version} of {name.name} not found")
-        compiled, _ = await self.compile_saved(segment, None, user_ids=list(user_ids))
+        compiled, _ = await self.compile_saved(segment, as_of, user_ids=list(user_ids))
         rows = await self.ch.query(compiled.sql, compiled.params)
         return {r[0] for r in rows}, 0
 

@@ -351,9 +351,15 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
         self, request: pb.CheckMembershipRequest, context: Ctx
     ) -> pb.CheckMembershipResponse:
         ids = list(request.user_ids)
+        as_of = _as_of(request)
+        if as_of is not None and request.snapshot_version:
+            raise InvalidArgument.field(
+                "as_of", "a snapshot is at its own as_of: give as_of or snapshot_version"
+            )
         found, version = await self.ev.check_membership(
-            request.segment, ids, request.snapshot_version, request.realtime, live_window(request)
-        )
+            request.segment, ids, request.snapshot_version, request.realtime, live_window(request),
+            as_of,
+        )  # fmt: skip
         return pb.CheckMembershipResponse(
             is_member=[u in found for u in ids],
             member_user_ids=[u for u in dict.fromkeys(ids) if u in found],
