@@ -179,9 +179,8 @@ async def test_exports_commands(server: RunningServer, tmp_path: Path) -> None:
     """The exports commands against the export service, on a project of their own: a FILE job
     started and watched to its end, shown, listed and downloaded (read back with the csv
     module); a STREAM job downloaded to stdout; a pending job cancelled; refusals."""
-    async with authorized_channel(server.address) as channel:
-        await create_project(channel, "cliexport")
     cli = Cli(server.address, "cliexport")
+    assert (await cli("projects", "create", "cliexport")).code == 0
     profiles = tmp_path / "profiles.csv"
     profiles.write_text(
         "user_id,email,display_name,blocked,city\n"
