@@ -1,10 +1,12 @@
 """The demo data set: a small e-commerce app, generated deterministically (fixed seed).
 
-200 users with profiles, about 5,000 events over the 60 days before 2026-07-01 (UTC), and a
-few segments, among them the product's worked example: users who live in New York, were
-acquired by a Facebook campaign in April, transacted three or more times in May and June,
-and have not transacted in the past two weeks. Evaluate as of `DEMO_AS_OF` to reproduce the
-documented counts. `load_demo()` loads it through the gRPC API (see `services.demo_loader`).
+200 users with profiles, about 5,000 events over the 60 days before the data set's instant
+(`demo_as_of()`: the start of the current day, UTC), and a few segments, among them the
+product's worked example: users who live in New York, were acquired by a Facebook campaign
+in the month three months back (April, for a data set of July), transacted three or more
+times in the two months after it, and have not transacted in the past two weeks. Its
+members are the same whatever the day: requests that default to now show real numbers.
+`load_demo()` loads it through the gRPC API (see `services.demo_loader`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from segments.v1 import evaluator_service_pb2 as ev
 from segments.v1 import segment_pb2 as sg
 
 PROJECT = "projects/demo"
-DEMO_AS_OF = datetime(2026, 7, 1, tzinfo=UTC)
-DEMO_START = DEMO_AS_OF - timedelta(days=60)
+#: Days of events before the data set's instant.
+DEMO_DAYS = 60
 SEED = 20260701
 USER_COUNT = 200
 
@@ -57,32 +59,45 @@ def _value(value: str | float | bool | datetime) -> m.Value:
     return m.Value(number_value=float(value))
 
 
+def demo_as_of(now: datetime | None = None) -> datetime:
+    """The data set's instant: the start of the current day (UTC), nothing happens after it."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC)
+
+
+def month_start(as_of: datetime, back: int) -> datetime:
+    """The first instant of the month `back` months before `as_of`'s month (UTC)."""
+    index = as_of.year * 12 + as_of.month - 1 - back
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
 def _weighted(rng: random.Random, choices: list[tuple[str, int]]) -> str:
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
 
 @dataclass
 class DemoData:
+    as_of: datetime
     profiles: list[ev.Profile]
     events: list[ev.Event]
     segments: list[tuple[str, sg.Segment]]  # (segment_id, segment)
 
 
-def _profiles(rng: random.Random) -> list[ev.Profile]:
+def _profiles(rng: random.Random, as_of: datetime) -> list[ev.Profile]:
     profiles = []
     for i in range(1, USER_COUNT + 1):
         user_id = f"u{i:04d}"
         city, country, _ = rng.choices(CITIES, weights=[w for *_, w in CITIES])[0]
         source = _weighted(rng, SOURCES)
-        # Acquired between March and mid-June.
-        acquired = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(
+        # Acquired from four months back to about two weeks back (March to mid-June in July).
+        acquired = month_start(as_of, 4) + timedelta(
             days=rng.randrange(0, 105), hours=rng.randrange(24)
         )
         properties = {
             "city": _value(city),
             "country": _value(country),
             "acquisition_source": _value(source),
-            "acquisition_campaign": _value(f"{source}-{acquired.strftime('%b').lower()}-2026"),
+            "acquisition_campaign": _value(_campaign(source, acquired)),
             "acquisition_date": _value(acquired),
             "age": _value(float(rng.randrange(18, 70))),
             "plan": _value(rng.choice(["free", "free", "plus", "premium"])),
@@ -113,12 +128,13 @@ def sg_channel(channel: int, *, address: str = "", unsubscribed: bool = False) -
 
 
 class _EventLog:
-    def __init__(self) -> None:
+    def __init__(self, as_of: datetime) -> None:
+        self.as_of = as_of
         self.events: list[ev.Event] = []
         self.issued = 0
 
     def add(self, user_id: str, name: str, when: datetime, **props: str | float) -> None:
-        if when >= DEMO_AS_OF:
+        if when >= self.as_of:
             return  # nothing happens after the data set's "now"
         self.issued += 1
         self.events.append(
@@ -132,14 +148,15 @@ class _EventLog:
         )
 
 
-def _events(rng: random.Random, profiles: list[ev.Profile]) -> list[ev.Event]:
-    log = _EventLog()
+def _events(rng: random.Random, profiles: list[ev.Profile], as_of: datetime) -> list[ev.Event]:
+    log = _EventLog(as_of)
     add = log.add
+    demo_start = as_of - timedelta(days=DEMO_DAYS)
 
     for profile in profiles:
         acquired = profile.properties["acquisition_date"].time_value.ToDatetime(tzinfo=UTC)
-        first = max(acquired, DEMO_START)
-        span = (DEMO_AS_OF - first).total_seconds()
+        first = max(acquired, demo_start)
+        span = (as_of - first).total_seconds()
         if span <= 0:
             continue
         # Every fifth user stops being active two to four weeks before the end.
@@ -191,19 +208,37 @@ WORKED_EXAMPLE_MATCHES = ("u0011", "u0012", "u0013", "u0014")
 WORKED_EXAMPLE_NEAR_MISSES = ("u0015", "u0016")  # they bought in the past two weeks
 
 
-def _shape_worked_example(profiles: list[ev.Profile]) -> None:
-    """Six New York users acquired by Facebook in April: four match the example, two miss."""
+def _campaign(source: str, acquired: datetime) -> str:
+    return f"{source}-{acquired.strftime('%b').lower()}-{acquired.year}"
+
+
+def _shape_worked_example(profiles: list[ev.Profile], as_of: datetime) -> None:
+    """Six New York users acquired by Facebook in the acquisition month: four match the
+    example, two miss. No other New York user is acquired by Facebook that month, so that
+    the members are the same whatever the data set's day."""
+    month = month_start(as_of, 3)
     for offset, profile in enumerate(profiles[10:16]):
         profile.properties["city"].CopyFrom(_value("New York"))
         profile.properties["acquisition_source"].CopyFrom(_value("facebook"))
-        acquired = datetime(2026, 4, 5 + offset * 3, 15, tzinfo=UTC)
+        acquired = month + timedelta(days=4 + offset * 3, hours=15)
         profile.properties["acquisition_date"].CopyFrom(_value(acquired))
-        profile.properties["acquisition_campaign"].CopyFrom(_value("facebook-apr-2026"))
+        profile.properties["acquisition_campaign"].CopyFrom(_value(_campaign("facebook", acquired)))
         profile.update_time.CopyFrom(_ts(acquired))
+    for profile in profiles[:10] + profiles[16:]:
+        props = profile.properties
+        acquired = props["acquisition_date"].time_value.ToDatetime(tzinfo=UTC)
+        if (
+            props["city"].string_value == "New York"
+            and props["acquisition_source"].string_value == "facebook"
+            and month <= acquired < month_start(as_of, 2)
+        ):
+            props["acquisition_source"].CopyFrom(_value("instagram"))
+            props["acquisition_campaign"].CopyFrom(_value(_campaign("instagram", acquired)))
 
 
 def _add_worked_example_events(log: _EventLog) -> None:
-    two_weeks_ago = _ts(DEMO_AS_OF - timedelta(days=15))
+    as_of = log.as_of
+    two_weeks_ago = _ts(as_of - timedelta(days=15))
     log.events = [
         e
         for e in log.events
@@ -215,9 +250,9 @@ def _add_worked_example_events(log: _EventLog) -> None:
     ]
     for offset, user_id in enumerate(WORKED_EXAMPLE_MATCHES + WORKED_EXAMPLE_NEAR_MISSES):
         for k in range(3 + offset % 2):
-            when = datetime(2026, 5, 3 + 9 * k, 12, tzinfo=UTC)
+            when = month_start(as_of, 2) + timedelta(days=2 + 9 * k, hours=12)
             if user_id in WORKED_EXAMPLE_NEAR_MISSES and k == 0:
-                when = DEMO_AS_OF - timedelta(days=3)
+                when = as_of - timedelta(days=3)
             log.add(user_id, "Charged", when, amount=49.0, currency="USD", category="shoes")
 
 
@@ -249,7 +284,8 @@ def _segment(display_name: str, description: str, definition: m.Definition) -> s
     return sg.Segment(display_name=display_name, description=description, definition=definition)
 
 
-def demo_segments() -> list[tuple[str, sg.Segment]]:
+def demo_segments(as_of: datetime) -> list[tuple[str, sg.Segment]]:
+    acquisition, purchases = month_start(as_of, 3), month_start(as_of, 2)
     last_two_weeks = m.TimeWindow(last=m.RelativeOffset(amount=2, unit=m.TIME_UNIT_WEEK))
     new_york = m.PastBehaviorQuery(
         root=_and(
@@ -258,12 +294,12 @@ def demo_segments() -> list[tuple[str, sg.Segment]]:
             _prop(
                 "acquisition_date",
                 m.COMPARISON_OPERATOR_BETWEEN,
-                datetime(2026, 4, 1, tzinfo=UTC),
-                datetime(2026, 4, 30, 23, 59, 59, tzinfo=UTC),
+                acquisition,
+                purchases - timedelta(seconds=1),
             ),
             _did(
                 "Charged",
-                _range(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)),
+                _range(purchases, month_start(as_of, 0)),
                 function=m.AGGREGATE_FUNCTION_COUNT,
                 operator=m.COMPARISON_OPERATOR_GREATER_THAN_OR_EQUAL,
                 values=[3.0],
@@ -313,8 +349,10 @@ def demo_segments() -> list[tuple[str, sg.Segment]]:
         (
             "ny-facebook-april-lapsed",
             _segment(
-                "New York, Facebook April, 3+ purchases May-June, none in 2 weeks",
-                "The product's worked example. Evaluate as of 2026-07-01T00:00:00Z.",
+                f"New York, Facebook {acquisition:%B}, 3+ purchases "
+                f"{purchases:%B}-{month_start(as_of, 1):%B}, none in 2 weeks",
+                "The product's worked example (April, May-June for a data set of July). "
+                f"The demo data end at {as_of.isoformat()}.",
                 m.Definition(past_behavior=new_york),
             ),
         ),
@@ -353,17 +391,34 @@ def demo_segments() -> list[tuple[str, sg.Segment]]:
     ]
 
 
-def build_demo_data(seed: int = SEED) -> DemoData:
+def build_demo_data(seed: int = SEED, as_of: datetime | None = None) -> DemoData:
+    """The data set as of `as_of` (default: `demo_as_of()`, the start of today)."""
+    instant = as_of or demo_as_of()
     rng = random.Random(seed)
-    profiles = _profiles(rng)
-    _shape_worked_example(profiles)
-    events = _events(rng, profiles)
-    return DemoData(profiles=profiles, events=events, segments=demo_segments())
+    profiles = _profiles(rng, instant)
+    _shape_worked_example(profiles, instant)
+    events = _events(rng, profiles, instant)
+    return DemoData(instant, profiles=profiles, events=events, segments=demo_segments(instant))
+
+
+def stored_as_of(path: Path, now: datetime | None = None) -> datetime:
+    """The instant of the data set loaded into this data directory, kept in `path`: the
+    start of today on the first load, the same instant on every later one, so that loading
+    again is harmless (the same events, segments and export)."""
+    try:
+        return datetime.fromisoformat(path.read_text().strip()).astimezone(UTC)
+    except (OSError, ValueError):
+        as_of = demo_as_of(now)
+        path.write_text(as_of.isoformat() + "\n")
+        return as_of
 
 
 async def load_demo(address: str, key_file: Path) -> dict[str, str]:
     """Loads the demo data set into the suite at `address` (served by this process), with an
     admin key of the demo project kept in `key_file`; returns each step's outcome."""
+    import asyncio
+
     from services.demo_loader import load
 
-    return await load(address, build_demo_data(), key_file)
+    as_of = await asyncio.to_thread(stored_as_of, key_file.parent / "demo.as_of")
+    return await load(address, build_demo_data(as_of=as_of), key_file)

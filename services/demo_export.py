@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 
 import grpc
 
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import export_service_pb2 as pb
 from segments.v1 import export_service_pb2_grpc as pb_grpc
-from services.demo import DEMO_AS_OF, PROJECT
+from services.demo import PROJECT
 
 SEGMENT = f"{PROJECT}/segments/ny-facebook-april-lapsed"
 FIELDS = ["user_id", "display_name", "email", "phone", "city", "plan"]
@@ -23,7 +24,10 @@ _FINISHED = (
 
 
 async def export_worked_example(
-    channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...], within: float = 60.0
+    channel: grpc.aio.Channel,
+    metadata: tuple[tuple[str, str], ...],
+    as_of: datetime,
+    within: float = 60.0,
 ) -> str:
     """Exports the worked example as of the demo's instant; returns what happened."""
     stub = pb_grpc.SegmentExportServiceStub(channel)
@@ -31,10 +35,10 @@ async def export_worked_example(
         pb.CreateExportJobRequest(
             parent=PROJECT,
             export_job=pb.ExportJob(
-                segment=SEGMENT, fields=FIELDS, as_of=datetime_to_timestamp(DEMO_AS_OF)
+                segment=SEGMENT, fields=FIELDS, as_of=datetime_to_timestamp(as_of)
             ),
             # the same job on every run of the demo
-            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, "demo/export")),
+            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/export/{as_of.isoformat()}")),
         ),
         metadata=metadata,
     )
@@ -48,5 +52,5 @@ async def export_worked_example(
     where = "expired" if job.expired else f"<export dir>/{job.output_path}"
     return (
         f"{job.exported_count} rows ({job.blocked_skipped_count} blocked left out) of "
-        f"{SEGMENT} as of {DEMO_AS_OF.isoformat()}: {where} ({job.name})"
+        f"{SEGMENT} as of {as_of.isoformat()}: {where} ({job.name})"
     )

@@ -16,7 +16,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from segments.v1 import evaluator_service_pb2 as ev
 from segments.v1 import evaluator_service_pb2_grpc as ev_grpc
 from segments.v1 import reporting_service_pb2 as rp
 from segments.v1 import reporting_service_pb2_grpc as rp_grpc
-from services.demo import DEMO_AS_OF, PROJECT, DemoData
+from services.demo import PROJECT, DemoData
 from services.demo_export import export_worked_example
 
 DEMO_USER = "demo@segments.example"
@@ -178,24 +178,23 @@ async def load(address: str, data: DemoData, key_file: Path) -> dict[str, str]:
                 continue
 
             async def count(segment_id: str = segment_id) -> str:
-                as_of = ev.CountSegmentRequest().as_of
-                as_of.FromDatetime(DEMO_AS_OF)
+                # as of now: the data set ends at the start of today
                 response = await evaluator.CountSegment(
                     ev.CountSegmentRequest(
-                        segment=f"{PROJECT}/segments/{segment_id}", as_of=as_of, sample_size=5
+                        segment=f"{PROJECT}/segments/{segment_id}", sample_size=5
                     ),
                     metadata=metadata,
                 )
-                return f"{response.user_count} users as of {DEMO_AS_OF.isoformat()}"
+                return f"{response.user_count} users now"
 
             await _step(outcomes, f"count {segment_id}", count)
 
         await _step(
             outcomes,
             "export ny-facebook-april-lapsed",
-            lambda: export_worked_example(channel, metadata),
+            lambda: export_worked_example(channel, metadata, data.as_of),
         )
-        await _daily_reports(channel, metadata, outcomes)
+        await _daily_reports(channel, metadata, outcomes, data.as_of)
 
     for step, outcome in outcomes.items():
         print(f"  demo: {step}: {outcome}", flush=True)
@@ -203,11 +202,11 @@ async def load(address: str, data: DemoData, key_file: Path) -> dict[str, str]:
 
 
 async def _daily_reports(
-    channel: grpc.aio.Channel, metadata: Any, outcomes: dict[str, str]
+    channel: grpc.aio.Channel, metadata: Any, outcomes: dict[str, str], as_of: datetime
 ) -> None:
     """Runs the daily job for the data set's last REPORT_DAYS days, and reads a trend."""
     reporting = rp_grpc.SegmentReportingServiceStub(channel)
-    last = DEMO_AS_OF.date() - timedelta(days=1)
+    last = as_of.date() - timedelta(days=1)
     days = [last - timedelta(days=i) for i in reversed(range(REPORT_DAYS))]
 
     async def run_days() -> str:

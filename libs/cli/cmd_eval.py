@@ -187,7 +187,8 @@ def register(commands: Commands) -> None:
         "count",
         _count,
         "count a saved segment's members, with a sample of user ids",
-        "  segments eval count ny-facebook-april-lapsed --as-of 2026-07-01T00:00:00Z --project demo"
+        "  segments eval count ny-facebook-april-lapsed --project demo\n"
+        "  segments eval count ny-buyers --as-of 2026-07-01T00:00:00Z --project demo"
         "\n"
         "  segments eval count projects/demo/segments/ny-buyers --sample 20 -o json",
     )

@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -20,11 +20,12 @@ from libs.common.placeholder import PlaceholderService
 from libs.common.server import HEALTH_SERVICE_NAME
 from services import cli
 from services.demo import (
-    DEMO_AS_OF,
-    DEMO_START,
+    DEMO_DAYS,
     WORKED_EXAMPLE_MATCHES,
     WORKED_EXAMPLE_NEAR_MISSES,
     build_demo_data,
+    demo_as_of,
+    month_start,
 )
 
 from .conftest import health_status, reflected_services
@@ -168,6 +169,8 @@ async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
     assert any(line.startswith("  demo: get project: ") for line in lines)
     assert any(line.startswith("  demo: ingest events: ") for line in lines)
     assert not any(": failed:" in line for line in lines), out.decode()
+    # the data set ends at the start of today: counts as of now show the worked example
+    assert "  demo: count ny-facebook-april-lapsed: 4 users now" in lines, out.decode()
     key_file = tmp_path / "var" / "demo.key"
     assert key_file.read_text().startswith("sgk_")
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -176,35 +179,46 @@ async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
 
 def test_demo_data_is_deterministic_and_realistic() -> None:
     first, second = build_demo_data(), build_demo_data()
+    as_of = first.as_of
+    assert as_of == demo_as_of() and as_of.hour == as_of.minute == 0
     assert first.events == second.events and first.profiles == second.profiles
     assert len(first.profiles) == 200
     assert 4000 <= len(first.events) <= 6000
     assert len({e.event_id for e in first.events}) == len(first.events)
-    times = [e.event_time.ToDatetime().replace(tzinfo=DEMO_AS_OF.tzinfo) for e in first.events]
-    assert min(times) >= DEMO_START and max(times) < DEMO_AS_OF
-    assert timedelta(days=60) == DEMO_AS_OF - DEMO_START
+    times = [e.event_time.ToDatetime().replace(tzinfo=as_of.tzinfo) for e in first.events]
+    assert min(times) >= as_of - timedelta(days=DEMO_DAYS) and max(times) < as_of
     names = Counter(e.event_name for e in first.events)
     assert names["Charged"] > 100 and names["Added to Cart"] > names["Charged"]
     assert len(first.segments) >= 3
 
 
-def test_demo_worked_example_users() -> None:
-    data = build_demo_data()
+@pytest.mark.parametrize("day", ["2026-07-01", "2026-12-31", "2027-03-01", "2028-02-29"])
+def test_demo_worked_example_users(day: str) -> None:
+    as_of = datetime.fromisoformat(f"{day}T00:00:00+00:00")
+    data = build_demo_data(as_of=as_of)
     profiles = {p.user_id: p for p in data.profiles}
-    two_weeks_ago = DEMO_AS_OF - timedelta(weeks=2)
-    for user_id in WORKED_EXAMPLE_MATCHES + WORKED_EXAMPLE_NEAR_MISSES:
-        properties = profiles[user_id].properties
-        assert properties["city"].string_value == "New York"
-        assert properties["acquisition_source"].string_value == "facebook"
-        assert properties["acquisition_date"].time_value.ToDatetime().month == 4
+    two_weeks_ago = as_of - timedelta(weeks=2)
+    acquisition, purchases, end = (month_start(as_of, n) for n in (3, 2, 0))
+    for user_id, profile in profiles.items():
+        properties = profile.properties
+        acquired = properties["acquisition_date"].time_value.ToDatetime(tzinfo=UTC)
         charges = [
-            e.event_time.ToDatetime().replace(tzinfo=DEMO_AS_OF.tzinfo)
+            e.event_time.ToDatetime(tzinfo=UTC)
             for e in data.events
             if e.user_id == user_id and e.event_name == "Charged"
         ]
-        assert len(charges) >= 3
-        recent = any(t >= two_weeks_ago for t in charges)
-        assert recent == (user_id in WORKED_EXAMPLE_NEAR_MISSES)
+        in_example = (
+            properties["city"].string_value == "New York"
+            and properties["acquisition_source"].string_value == "facebook"
+            and acquisition <= acquired < purchases
+        )
+        assert in_example == (user_id in WORKED_EXAMPLE_MATCHES + WORKED_EXAMPLE_NEAR_MISSES)
+        if in_example:
+            assert len([t for t in charges if purchases <= t < end]) >= 3 or (
+                user_id in WORKED_EXAMPLE_NEAR_MISSES
+            )
+            recent = any(t >= two_weeks_ago for t in charges)
+            assert recent == (user_id in WORKED_EXAMPLE_NEAR_MISSES)
 
 
 def test_service_database_urls() -> None:
