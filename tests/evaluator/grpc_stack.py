@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from google.rpc.error_details_pb2 import ErrorInfo
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -53,6 +54,26 @@ class Stack:
     definitions: dpb_grpc.SegmentDefinitionServiceAsyncStub
     evaluator: pb_grpc.SegmentEvaluatorServiceAsyncStub
     evaluator_service: EvaluatorService | None = None
+
+
+def stack_fixture(label: str, **settings: Any) -> Any:
+    """A module-scoped `stack` fixture: `running_stack` on chDB, then over HTTP (the module's
+    tests run once on each), in a fresh directory named after `label`; `settings` as for
+    `running_stack`. Use: `stack = stack_fixture("e2e")`."""
+
+    @pytest.fixture(scope="module", params=["chdb", "http"], name="stack")
+    async def fixture(
+        request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory,
+        chdb_engine: ChdbEngine,
+        chdb_http: ChdbHttpServer,
+    ) -> AsyncIterator[Stack]:
+        kind = str(request.param)
+        data_dir = tmp_path_factory.mktemp(f"{label}_{kind}")
+        async with running_stack(kind, data_dir, chdb_engine, chdb_http, **settings) as running:
+            yield running
+
+    return fixture
 
 
 @asynccontextmanager

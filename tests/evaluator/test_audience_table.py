@@ -4,38 +4,25 @@ refusals."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
 import pyarrow as pa
 import pytest
 
-from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.audience_messages import table_chunks
-from tests.support.chdb_http import ChdbHttpServer
 
-from .grpc_stack import TIMEOUT, Stack, ingest, new_project, rich, running_stack
+from .grpc_stack import TIMEOUT, Stack, ingest, new_project, rich, stack_fixture
 from .support import event
 
 SEEN = datetime(2026, 5, 4, 3, 2, 1, 500000, tzinfo=UTC)
 TEXT, NUMBER, BOOLEAN, TIME, MISSING = 1, 2, 3, 4, 0
 
 
-@pytest.fixture(scope="module", params=["chdb", "http"])
-async def stack(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    chdb_engine: ChdbEngine,
-    chdb_http: ChdbHttpServer,
-) -> AsyncIterator[Stack]:
-    kind = str(request.param)
-    async with running_stack(kind, tmp_path_factory.mktemp(f"table_{kind}"), chdb_engine,
-                             chdb_http) as running:  # fmt: skip
-        yield running
+stack = stack_fixture("table")
 
 
 def _value(v: object) -> dm.Value:

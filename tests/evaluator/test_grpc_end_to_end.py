@@ -6,20 +6,17 @@ each test works in its own project.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.server import HEALTH_SERVICE_NAME, REFLECTION_SERVICE_NAME
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import evaluator_service_pb2 as pb
 from services.definition.service import SERVICE_NAME as DEFINITION
 from services.evaluator.service import SERVICE_NAME as EVALUATOR
-from tests.support.chdb_http import ChdbHttpServer
 
 from .grpc_stack import (
     TIMEOUT,
@@ -34,7 +31,7 @@ from .grpc_stack import (
     past,
     reflected,
     rich,
-    running_stack,
+    stack_fixture,
 )
 from .support import event, stream
 
@@ -42,17 +39,7 @@ T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.fixture(scope="module", params=["chdb", "http"])
-async def stack(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    chdb_engine: ChdbEngine,
-    chdb_http: ChdbHttpServer,
-) -> AsyncIterator[Stack]:
-    kind = str(request.param)
-    data_dir = tmp_path_factory.mktemp(f"e2e_{kind}")
-    async with running_stack(kind, data_dir, chdb_engine, chdb_http) as running:
-        yield running
+stack = stack_fixture("e2e")
 
 
 # --- 1. health and reflection -----------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import urllib.request
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,6 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from libs.clickhouse.chdb_adapter import ChdbEngine
 from libs.common.config import Config, ConfigError
 from libs.common.server import RunningServer, ServerError
 from segments.v1 import evaluator_service_pb2 as pb
@@ -27,26 +25,15 @@ from tests.evaluator.grpc_stack import (
     ingest,
     new_project,
     past,
-    running_stack,
+    stack_fixture,
 )
 from tests.evaluator.support import event
-from tests.support.chdb_http import ChdbHttpServer
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module", params=["chdb", "http"])
-async def stack(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    chdb_engine: ChdbEngine,
-    chdb_http: ChdbHttpServer,
-) -> AsyncIterator[Stack]:
-    kind = str(request.param)
-    data_dir = tmp_path_factory.mktemp(f"metrics_{kind}")
-    async with running_stack(kind, data_dir, chdb_engine, chdb_http, metrics_port=0) as s:
-        yield s
+stack = stack_fixture("metrics", metrics_port=0)
 
 
 def _scrape(port: int) -> tuple[str, Samples]:
