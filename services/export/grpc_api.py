@@ -1,4 +1,4 @@
-"""gRPC servicer of SegmentExportService: converts messages (proto_convert) and calls the use
+"""gRPC servicer of SegmentExportService: converts messages (job_messages) and calls the use
 cases; domain errors become statuses in the shared interceptor."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from segments.v1 import export_service_pb2_grpc as pb_grpc
 from services.export.application import jobs
 from services.export.application.context import Deps
 from services.export.application.streaming import stream_job
-from services.export.proto_convert import job_to_proto, new_job
+from services.export.job_messages import job_to_proto, new_job
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 

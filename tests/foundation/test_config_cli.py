@@ -171,6 +171,11 @@ async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
     assert not any(": failed:" in line for line in lines), out.decode()
     # the data set ends at the start of today: counts as of now show the worked example
     assert "  demo: count ny-facebook-april-lapsed: 4 users now" in lines, out.decode()
+    # the worked example's export finished: its file in the export directory
+    exported = [line for line in lines if line.startswith("  demo: export ")]
+    assert len(exported) == 1 and re.search(
+        r": 4 rows \(\d+ blocked left out\) of .* <export dir>/demo/\w+\.csv ", exported[0]
+    ), out.decode()
     key_file = tmp_path / "var" / "demo.key"
     assert key_file.read_text().startswith("sgk_")
     assert key_file.stat().st_mode & 0o777 == 0o600
