@@ -13,6 +13,9 @@ directory), through gRPC:
    entry, p50 and p99.
 3. timers: N pending inaction timers due at 1,000 a second, then N due at the same instant;
    how late each entry arrives at the subscriber after its timer was due, p50 and p99.
+4. sigkill: N timers due at 1,000 a second in a `segments serve all` process killed with
+   SIGKILL while they fire, then restarted: each timer makes exactly one entry
+   (`bench/live_sigkill.py`).
 Results are printed as JSON; `docs/benchmarks.md` quotes them.
 """
 
@@ -318,20 +321,24 @@ def _child(scenario: str, size: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--scenario", choices=["ingest", "latency", "timers"])
+    parser.add_argument("--scenario", choices=["ingest", "latency", "timers", "sigkill"])
     parser.add_argument("--size", type=int, default=0)
     args = parser.parse_args()
     if args.scenario:
         from libs.common.logging import configure_logging
 
         configure_logging("ERROR")
-        run = {"ingest": scenario_ingest, "latency": scenario_latency, "timers": scenario_timers}
+        from bench.live_sigkill import scenario_sigkill
+
+        run = {"ingest": scenario_ingest, "latency": scenario_latency, "timers": scenario_timers,
+               "sigkill": scenario_sigkill}  # fmt: skip
         result = asyncio.run(run[args.scenario](args.size))
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         print(json.dumps(result))
         return
-    sizes = {"ingest": 30_000, "latency": 10, "timers": 10_000} if args.quick else {
-        "ingest": 200_000, "latency": 60, "timers": 100_000}  # fmt: skip
+    quick = {"ingest": 30_000, "latency": 10, "timers": 10_000, "sigkill": 10_000}
+    full = {"ingest": 200_000, "latency": 60, "timers": 100_000, "sigkill": 100_000}
+    sizes = quick if args.quick else full
     results = {name: _child(name, size) for name, size in sizes.items()}
     print(json.dumps({"quick": args.quick, **results}, indent=2))
 
