@@ -3,7 +3,7 @@
     python -m tools.fuzz [--cases 100000] [--seed 1] [--log fuzz.log]
 
 Starts all four services in this process (`segments serve all`, embedded stores in a
-temporary directory), seeds the fuzzed project (tests/support/fuzz.py), then sends generated,
+temporary directory), seeds the fuzzed project (tests/support/fuzz/), then sends generated,
 mutated and random requests to every method in rounds until `--cases` calls were made,
 checking after every 50 calls that the server is healthy and answers. Prints the count of
 calls by method kind and status code, every finding (INTERNAL or UNKNOWN, an error without

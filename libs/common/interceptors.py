@@ -5,7 +5,7 @@ For each call (unary and streaming alike) it:
 * takes the request id from metadata ``x-request-id`` (or generates one), binds it to the
   call's log lines and returns it in the trailing metadata;
 * turns a `DomainError` into its gRPC status code with a ``google.rpc.Status`` in the
-  ``grpc-status-details-bin`` trailer: an ``ErrorInfo`` (reason, domain, metadata), plus
+  ``grpc-status-details-bin`` trailer (`libs.common.rich_status`): an ``ErrorInfo``, plus
   ``BadRequest`` field violations for `InvalidArgument` and ``PreconditionFailure``
   violations for `FailedPrecondition`, and a ``RetryInfo`` for `ResourceExhausted` and
   `Unavailable` with a retry delay;
@@ -18,7 +18,8 @@ For each call (unary and streaming alike) it:
   string, nesting deeper than the decoder allows) with INVALID_ARGUMENT like any other bad
   request. grpc decodes a message before any interceptor runs, so the handler's request
   deserializer is wrapped: it hands an `Undecodable` to the call instead of raising, and the
-  call (or the request stream, at that message) fails with `REQUEST_UNDECODABLE`.
+  call (or the request stream, at that message) fails with `REQUEST_UNDECODABLE`
+  (`libs.common.decoding`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,21 @@ import google.rpc.code_pb2 as code_pb2
 import google.rpc.error_details_pb2 as error_details_pb2
 import google.rpc.status_pb2 as status_pb2
 import grpc
-from google.protobuf import any_pb2, duration_pb2
 
 from libs.common import errors
+from libs.common.decoding import checked, tolerant_deserializer
+from libs.common.rich_status import pack, rich_status, status_code_for
+
+__all__ = [
+    "INTERNAL_MESSAGE",
+    "STATUS_DETAILS_KEY",
+    "ErrorInterceptor",
+    "code_of",
+    "rewrap_handler",
+    "rich_status",
+    "server_interceptors",
+    "status_code_for",
+]
 from libs.common.context import REQUEST_ID_KEY, current_principal, metadata_value
 from libs.common.logging import bind_request_id, get_logger, new_request_id
 
@@ -49,109 +62,6 @@ _QUIET_CODES = (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED)
 _log = get_logger("segments.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.Aborted: grpc.StatusCode.ABORTED,
-    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
-    errors.Internal: grpc.StatusCode.INTERNAL,
-}
-
-
-def status_code_for(error: errors.DomainError) -> grpc.StatusCode:
-    """The gRPC code of a domain error (its nearest mapped base class; INTERNAL otherwise)."""
-    for cls in type(error).__mro__:
-        code = _CODES.get(cls)
-        if code is not None:
-            return code
-    return grpc.StatusCode.INTERNAL
-
-
-def _pack(message: Any) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-#: Bounds of what an error status repeats: a message quoting a huge request field would
-#: otherwise exceed the size clients accept for trailers (16 KiB; the message is
-#: percent-encoded, the details base64-encoded). UTF-8 bytes of the message, characters of
-#: each detail text, and bytes of all details together (violations beyond it are left out).
-MAX_MESSAGE_BYTES = 800
-MAX_DETAIL_CHARS = 200
-MAX_DETAILS_BYTES = 6000
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, saying that it was cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - 20)] + f"... ({len(text)} chars)"
-
-
-def status_message(error: errors.DomainError) -> str:
-    """The error's message, cut to `MAX_MESSAGE_BYTES` of UTF-8."""
-    encoded = error.message.encode()
-    if len(encoded) <= MAX_MESSAGE_BYTES:
-        return error.message
-    kept = encoded[: MAX_MESSAGE_BYTES - 40].decode(errors="ignore")
-    return f"{kept}... ({len(error.message)} chars)"
-
-
-def rich_status(error: errors.DomainError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` a client decodes with ``grpc_status.rpc_status.from_call``."""
-    code = status_code_for(error)
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason,
-        domain=errors.ERROR_DOMAIN,
-        metadata={
-            clip(k, MAX_DETAIL_CHARS): clip(v, MAX_DETAIL_CHARS)
-            for k, v in list(error.metadata.items())[:20]
-        },
-    )
-    field_violations = [
-        error_details_pb2.BadRequest.FieldViolation(
-            field=clip(v.field, MAX_DETAIL_CHARS), description=clip(v.description, MAX_DETAIL_CHARS)
-        )
-        for v in (error.violations if isinstance(error, errors.InvalidArgument) else ())
-    ]
-    preconditions = [
-        error_details_pb2.PreconditionFailure.Violation(
-            type=clip(v.type, MAX_DETAIL_CHARS),
-            subject=clip(v.subject, MAX_DETAIL_CHARS),
-            description=clip(v.description, MAX_DETAIL_CHARS),
-        )
-        for v in (error.violations if isinstance(error, errors.FailedPrecondition) else ())
-    ]
-    while True:
-        status = status_pb2.Status(code=code.value[0], message=status_message(error))
-        status.details.append(_pack(info))
-        if field_violations:
-            bad_request = error_details_pb2.BadRequest(field_violations=field_violations)
-            status.details.append(_pack(bad_request))
-        retry_after = getattr(error, "retry_after_seconds", None)
-        retrying = isinstance(error, errors.ResourceExhausted | errors.Unavailable)
-        if retrying and retry_after is not None:
-            delay = duration_pb2.Duration()
-            delay.FromNanoseconds(max(0, round(retry_after * 1e9)))
-            status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-        if preconditions:
-            failure = error_details_pb2.PreconditionFailure(violations=preconditions)
-            status.details.append(_pack(failure))
-        over = status.ByteSize() > MAX_DETAILS_BYTES + MAX_MESSAGE_BYTES
-        if not over or (len(field_violations) <= 1 and len(preconditions) <= 1):
-            return status
-        # leave out the later half of the violations until the status fits
-        field_violations = field_violations[: len(field_violations) // 2 or 1]
-        preconditions = preconditions[: len(preconditions) // 2 or 1]
 
 
 class _Call:
@@ -202,7 +112,7 @@ class _Call:
             message = INTERNAL_MESSAGE
             status = status_pb2.Status(code=code_pb2.INTERNAL, message=message)
             status.details.append(
-                _pack(
+                pack(
                     error_details_pb2.ErrorInfo(
                         reason="INTERNAL",
                         domain=errors.ERROR_DOMAIN,
@@ -259,65 +169,11 @@ def _time_remaining(context: Context) -> float | None:
     return remaining
 
 
-class Undecodable:
-    """What the wrapped deserializer hands on for a message it could not decode."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-def undecodable_error(found: Undecodable) -> errors.InvalidArgument:
-    detail = str(found.error).strip() or type(found.error).__name__
-    return errors.InvalidArgument(
-        "the request message cannot be decoded (corrupt wire bytes, a string that is not "
-        f"UTF-8, or nesting deeper than 100 levels): {detail}",
-        reason="REQUEST_UNDECODABLE",
-    )
-
-
-def tolerant_deserializer(
-    deserializer: Callable[[bytes], Any] | None,
-) -> Callable[[bytes], Any] | None:
-    """`deserializer` returning an `Undecodable` where it would raise."""
-    if deserializer is None or getattr(deserializer, "tolerant", False):
-        return deserializer
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception as exc:
-            return Undecodable(exc)
-
-    deserialize.tolerant = True  # type: ignore[attr-defined]
-    return deserialize
-
-
-def _decoded(request: Any) -> Any:
-    if isinstance(request, Undecodable):
-        raise undecodable_error(request)
-    return request
-
-
-async def _decoded_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async for request in requests:
-        yield _decoded(request)
-
-
-def _checked(request_or_iterator: Any) -> Any:
-    """The request (raising for an undecodable one), or the request stream checked message by
-    message."""
-    if hasattr(request_or_iterator, "__aiter__"):
-        return _decoded_stream(request_or_iterator)
-    return _decoded(request_or_iterator)
-
-
 def _wrap_unary_response(method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
     async def handler(request_or_iterator: Any, context: Context) -> Any:
         call = _Call(method, context)
         try:
-            result = behavior(_checked(request_or_iterator), context)
+            result = behavior(checked(request_or_iterator), context)
             if inspect.isawaitable(result):
                 result = await result
             call.succeeded()
@@ -339,7 +195,7 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable
         async def generator(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
             call = _Call(method, context)
             try:
-                async for response in behavior(_checked(request_or_iterator), context):
+                async for response in behavior(checked(request_or_iterator), context):
                     yield response
                 call.succeeded()
             except BaseException as exc:
@@ -356,7 +212,7 @@ def _wrap_stream_response(method: str, behavior: Callable[..., Any]) -> Callable
         # The handler writes with context.write() (or returns an iterator of responses).
         call = _Call(method, context)
         try:
-            result = behavior(_checked(request_or_iterator), context)
+            result = behavior(checked(request_or_iterator), context)
             if inspect.isawaitable(result):
                 result = await result
             if hasattr(result, "__aiter__"):

@@ -1,5 +1,5 @@
 """The fuzz suite: every RPC of the four services, driven with generated, mutated and random
-requests (tests/support/fuzz.py). No call may end INTERNAL or UNKNOWN, every error status
+requests (tests/support/fuzz/). No call may end INTERNAL or UNKNOWN, every error status
 carries an ErrorInfo, and the server stays healthy and answers the next call. The long run
 is `python -m tools.fuzz` (docs/robustness.md)."""
 
