@@ -1,4 +1,5 @@
-"""Events from IngestEvents messages: decoded and validated one message at a time.
+"""Events from IngestEvents messages: decoded and validated one message at a time; what the
+error of a stream failing part-way says it stored.
 
 This is the per-event hot path of ingest, so it reads the protobuf fields directly rather than
 through the general converters of `libs.model.definition_proto` (same results and paths).
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import timestamp_pb2
 
+from libs.common.errors import DomainError
 from libs.model.definition import Scalar
 from segments.v1 import definition_model_pb2 as mpb
 from segments.v1 import evaluator_service_pb2 as pb
@@ -74,3 +76,17 @@ def valid_events(
         for field, description in problems:
             if len(out.errors) < MAX_ERRORS:
                 out.errors.append(pb.RowError(index=index, field=field, description=description))
+
+
+def say_what_was_stored(error: DomainError, out: pb.IngestEventsResponse) -> None:
+    """Adds to the error of a failed ingest stream how many of its events were stored."""
+    stored = out.accepted_count + out.duplicate_count
+    error.metadata.update(
+        accepted_count=str(out.accepted_count),
+        duplicate_count=str(out.duplicate_count),
+        rejected_count=str(out.rejected_count),
+    )
+    error.message = (
+        f"{error.message} (before this failure {stored} events of the stream were stored: "
+        f"{out.accepted_count} new, {out.duplicate_count} already there; the rest were not)"
+    )

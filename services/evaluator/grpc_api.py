@@ -41,7 +41,7 @@ from services.evaluator.domain.records import (
     RowError,
     profile_problems,
 )
-from services.evaluator.event_messages import valid_events
+from services.evaluator.event_messages import say_what_was_stored, valid_events
 from services.evaluator.figures_messages import figures_to_pb
 from services.evaluator.grpc_live import LiveRpcs
 from services.evaluator.live_messages import live_window
@@ -72,20 +72,6 @@ def _snapshot(segment: str, info: SnapshotInfo) -> pb.Snapshot:
         as_of=datetime_to_timestamp(info.as_of),
         user_count=info.user_count,
         create_time=datetime_to_timestamp(info.create_time),
-    )
-
-
-def _say_what_was_stored(error: DomainError, out: pb.IngestEventsResponse) -> None:
-    """Adds to the error of a failed ingest stream how many of its events were stored."""
-    stored = out.accepted_count + out.duplicate_count
-    error.metadata.update(
-        accepted_count=str(out.accepted_count),
-        duplicate_count=str(out.duplicate_count),
-        rejected_count=str(out.rejected_count),
-    )
-    error.message = (
-        f"{error.message} (before this failure {stored} events of the stream were stored: "
-        f"{out.accepted_count} new, {out.duplicate_count} already there; the rest were not)"
     )
 
 
@@ -157,7 +143,7 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
                     failure = stored  # its own failure is the one reported
                 finally:
                     storing = None
-            _say_what_was_stored(failure, out)
+            say_what_was_stored(failure, out)
             if failure is exc:
                 raise
             raise failure from exc
