@@ -66,6 +66,25 @@ def partials(stack: ExportStack) -> list[Path]:
     return sorted(stack.export_dir.glob("*/.*.part"))
 
 
+async def test_progress_is_recorded_while_the_job_runs(stack: ExportStack, project: str) -> None:
+    await members(stack, project, 30)
+    stack.peer.delay = 0.3  # 5 chunks of 7 rows, one every 0.3 s
+    try:
+        job = await create_job(stack, project, ["user_id"])
+        seen: set[int] = set()
+        while (current := await wait_running(stack, job.name)).exported_count < 30:
+            seen.add(current.exported_count)
+            if len(seen - {0}) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        done = await wait_for(stack, job.name)
+    finally:
+        stack.peer.delay = 0.0
+    # counts part-way through, as chunks were written (each a whole number of chunks)
+    assert len(seen - {0}) >= 2 and all(n % 7 == 0 and n < 30 for n in seen), seen
+    assert (done.state, done.exported_count) == (pb.EXPORT_JOB_STATE_SUCCEEDED, 30)
+
+
 async def test_cancel_stops_a_running_job_and_removes_its_partial_file(
     stack: ExportStack, project: str
 ) -> None:
