@@ -40,6 +40,9 @@ FAST = ExportSettings(
     heartbeat_seconds=0.1,
     poll_seconds=0.1,
     retry_seconds=0.2,
+    # every test acts as one principal on the module's store, where jobs of earlier tests
+    # may stay unfinished (STREAM jobs never streamed): the per-principal test sets its own
+    max_unfinished_per_principal=10_000,
 )
 FINISHED = (
     pb.EXPORT_JOB_STATE_SUCCEEDED,
