@@ -136,13 +136,14 @@ class Config:
     live_max_event_age_seconds: float = 86_400.0
     # Export jobs: jobs one process runs at once (0: this process runs none), running jobs
     # per project, pending or running jobs one principal may have (over every project),
-    # seconds after which a silent worker's job is taken over, and how long finished files
-    # are kept.
+    # seconds after which a silent worker's job is taken over, how long finished files are
+    # kept, and how long a STREAM job waits for its reader.
     export_workers: int = 2
     export_max_running_per_project: int = 2
     export_max_unfinished_per_principal: int = 10
     export_lease_seconds: float = 15.0
     export_file_ttl_seconds: float = 7 * 86400.0
+    export_stream_wait_seconds: float = 3600.0
     # Reporting: the scheduler runs each project's day this long after its local midnight
     # (False: this process runs no scheduler nor back-fills, it only answers the API); days
     # a new segment's trend is back-filled from before its creation (0: from its first
@@ -275,6 +276,13 @@ class Config:
         )
         lease = _float(env, "SEGMENTS_EXPORT_LEASE_SECONDS", defaults.export_lease_seconds)
         ttl = _float(env, "SEGMENTS_EXPORT_FILE_TTL_SECONDS", defaults.export_file_ttl_seconds)
+        stream_wait = _float(
+            env, "SEGMENTS_EXPORT_STREAM_WAIT_SECONDS", defaults.export_stream_wait_seconds
+        )
+        if stream_wait <= 0:
+            raise ConfigError(
+                f"SEGMENTS_EXPORT_STREAM_WAIT_SECONDS must be above 0, got {stream_wait}"
+            )
         if workers < 0 or per_project < 1 or per_principal < 1 or lease < 2 or ttl <= 0:
             raise ConfigError(
                 "SEGMENTS_EXPORT_WORKERS must be at least 0, "
@@ -371,6 +379,7 @@ class Config:
             export_max_unfinished_per_principal=per_principal,
             export_lease_seconds=lease,
             export_file_ttl_seconds=ttl,
+            export_stream_wait_seconds=stream_wait,
             reporting_scheduler=scheduler,
             reporting_delay_seconds=reporting["delay"],
             reporting_poll_seconds=reporting["poll"],

@@ -28,6 +28,7 @@ def settings_from(config: Config) -> ExportSettings:
         max_unfinished_per_principal=config.export_max_unfinished_per_principal,
         lease_seconds=config.export_lease_seconds,
         file_ttl_seconds=config.export_file_ttl_seconds,
+        stream_wait_seconds=config.export_stream_wait_seconds,
     )
 
 

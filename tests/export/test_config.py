@@ -15,10 +15,11 @@ def test_export_settings_from_the_environment() -> None:
         "SEGMENTS_EXPORT_MAX_UNFINISHED_PER_PRINCIPAL": "3",
         "SEGMENTS_EXPORT_LEASE_SECONDS": "30",
         "SEGMENTS_EXPORT_FILE_TTL_SECONDS": "3600",
+        "SEGMENTS_EXPORT_STREAM_WAIT_SECONDS": "60",
     })  # fmt: skip
     settings = settings_from(config)
     assert (settings.workers, settings.max_running_per_project) == (0, 5)
-    assert settings.max_unfinished_per_principal == 3
+    assert (settings.max_unfinished_per_principal, settings.stream_wait_seconds) == (3, 60.0)
     assert (settings.lease_seconds, settings.file_ttl_seconds) == (30.0, 3600.0)
     defaults = settings_from(Config.from_env({}))
     assert (defaults.workers, defaults.lease_seconds, defaults.file_ttl_seconds) == (
@@ -34,6 +35,7 @@ def test_export_settings_from_the_environment() -> None:
         ("SEGMENTS_EXPORT_MAX_UNFINISHED_PER_PRINCIPAL", "0"),
         ("SEGMENTS_EXPORT_LEASE_SECONDS", "1"),
         ("SEGMENTS_EXPORT_FILE_TTL_SECONDS", "0"),
+        ("SEGMENTS_EXPORT_STREAM_WAIT_SECONDS", "0"),
         ("SEGMENTS_EXPORT_WORKERS", "two"),
     ],
 )

@@ -319,6 +319,30 @@ async def test_an_expired_file_is_gone_and_its_job_says_so(
     assert rich(gone.value).info.reason == "EXPORT_FILE_EXPIRED"
 
 
+async def test_a_stream_job_nobody_reads_ends_and_frees_its_place(
+    stack: ExportStack, project: str, tmp_path: Path
+) -> None:
+    short = replace(
+        FAST, stream_wait_seconds=0.3, poll_seconds=0.05, max_unfinished_per_principal=1
+    )
+    async with (
+        own_store(stack, tmp_path) as url,
+        running_export(stack.base, url, tmp_path, short) as other,
+    ):
+        job = await create_job(
+            other, project, ["user_id"], destination=pb.EXPORT_DESTINATION_STREAM
+        )
+        failed = await wait_for(other, job.name)
+        assert (failed.state, failed.error.code) == (
+            pb.EXPORT_JOB_STATE_FAILED, grpc.StatusCode.DEADLINE_EXCEEDED.value[0])  # fmt: skip
+        assert failed.error.message.startswith("nobody called StreamExportJob")
+        with pytest.raises(grpc.aio.AioRpcError) as taken:
+            await stream_bytes(other, job.name)
+        assert rich(taken.value).info.reason == "EXPORT_STREAM_TAKEN"
+        # its place is free again: the principal's limit of one lets the next job in
+        await create_job(other, project, ["user_id"], destination=pb.EXPORT_DESTINATION_STREAM)
+
+
 async def test_an_evaluator_that_goes_away_fails_the_job_after_its_attempts(
     stack: ExportStack, project: str, tmp_path: Path
 ) -> None:

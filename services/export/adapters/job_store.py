@@ -200,6 +200,20 @@ class JobTransaction:
         )
         return [_job(r) for r in (await self.conn.execute(query)).all()]
 
+    async def unread_streams(self, created_before: datetime, limit: int) -> list[ExportJob]:
+        """PENDING STREAM jobs created before `created_before` (nobody streamed them)."""
+        query = (
+            sa.select(t)
+            .where(
+                t.c.state == JobState.PENDING.value,
+                t.c.destination == Destination.STREAM.value,
+                t.c.create_time < created_before,
+            )
+            .order_by(t.c.create_time)
+            .limit(limit)
+        )
+        return [_job(r) for r in (await self.conn.execute(query)).all()]
+
 
 class JobStore:
     """Opens the database named by an SQLAlchemy async URL and hands out transactions."""

@@ -34,6 +34,9 @@ class ExportSettings:
     heartbeat_seconds: float = 0.5
     #: how long a finished file is kept
     file_ttl_seconds: float = 7 * 86400.0
+    #: a STREAM job nobody has streamed this long after its creation ends FAILED
+    #: (EXPORT_STREAM_NOT_READ), so that it no longer counts against the queue limits
+    stream_wait_seconds: float = 3600.0
     #: how often an idle worker looks for work (and for expired files)
     poll_seconds: float = 0.5
     #: a job failed by an unavailable peer or store waits this long before its next attempt

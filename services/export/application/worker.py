@@ -1,5 +1,5 @@
 """The worker of an export process: claims FILE jobs (with a lease) and runs them, takes over
-jobs whose worker went away, and deletes expired files.
+jobs whose worker went away, deletes expired files and ends the STREAM jobs nobody read.
 
 Claims are serialised over every process sharing the store (`JobTransaction.lock_claims`),
 so the running-job limits hold however many processes share the work, and a job is claimed
@@ -16,10 +16,12 @@ from datetime import timedelta
 
 from libs.common.errors import DomainError
 from libs.common.logging import get_logger
+from libs.common.metrics import EXPORT_JOBS
 from services.export.application.context import Deps
 from services.export.application.running import JobRun, Stop
 from services.export.domain.jobs import (
     STREAM_LOST,
+    STREAM_NOT_READ,
     WORKER_LOST,
     Destination,
     ExportJob,
@@ -100,6 +102,22 @@ async def expire_files(deps: Deps) -> int:
     return len(due)
 
 
+async def end_unread_streams(deps: Deps) -> int:
+    """Fails the STREAM jobs that nobody streamed within `stream_wait_seconds` of their
+    creation; returns how many (a reader claiming one meanwhile wins: claims are serialised)."""
+    now = deps.clock()
+    before = now - timedelta(seconds=deps.settings.stream_wait_seconds)
+    ended = 0
+    async with deps.store.transaction() as tx:
+        await tx.lock_claims()
+        for job in await tx.unread_streams(before, 100):
+            await tx.update(replace(job, state=JobState.FAILED, error=STREAM_NOT_READ,
+                                    update_time=now))  # fmt: skip
+            ended += 1
+    EXPORT_JOBS.labels("failed").inc(ended)
+    return ended
+
+
 class Worker:
     """`settings.workers` job slots and a janitor, from `start()` until `stop()`."""
 
@@ -162,6 +180,7 @@ class Worker:
         while not self._stopping:
             try:
                 await expire_files(self.deps)
+                await end_unread_streams(self.deps)
             except (DomainError, OSError) as exc:
                 _log.warning("export_expiry_failed", error=str(exc))
             for _ in range(10):  # about every 10 polls, but stop promptly

@@ -64,6 +64,12 @@ STREAM_LOST = JobError(
     "the process streaming the job stopped before the end; a STREAM job is streamed once: "
     "create the job again",
 )
+STREAM_NOT_READ = JobError(
+    "DEADLINE_EXCEEDED",
+    "EXPORT_STREAM_NOT_READ",
+    "nobody called StreamExportJob for this STREAM job in time; create the job again when "
+    "ready to read it",
+)
 READER_GONE = JobError(
     "CANCELLED",
     "EXPORT_READER_GONE",

@@ -121,6 +121,10 @@ class JobTransaction(Protocol):
         """SUCCEEDED FILE jobs whose file is due for deletion."""
         ...
 
+    async def unread_streams(self, created_before: datetime, limit: int) -> list[ExportJob]:
+        """PENDING STREAM jobs created before `created_before` (nobody streamed them)."""
+        ...
+
 
 class JobStore(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[JobTransaction]: ...
