@@ -15,7 +15,7 @@ from libs.common.errors import InvalidArgument
 from libs.model.definition_proto import datetime_to_timestamp, instant_from_proto
 from segments.v1 import access_pb2
 from segments.v1 import definition_service_pb2 as pb
-from services.definition import proto_convert as convert
+from services.definition import definition_messages as convert
 from services.definition.application import access, audit, projects
 from services.definition.domain.names import parse_project_name
 from services.definition.domain.ports import Store

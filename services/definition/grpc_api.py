@@ -20,7 +20,7 @@ from libs.model.definition_proto import definition_from_proto
 from segments.v1 import definition_service_pb2 as pb
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from segments.v1 import segment_pb2
-from services.definition import proto_convert as convert
+from services.definition import definition_messages as convert
 from services.definition.access_api import AccessMethods
 from services.definition.application import (
     deletion,
