@@ -25,7 +25,7 @@ from services.evaluator.domain.figures import (
     figures_from_row,
     figures_query,
     ids_members,
-    shared_figures_from_row,
+    shared_figures_from_rows,
     shared_figures_query,
 )
 from services.evaluator.domain.names import parse_segment
@@ -126,7 +126,7 @@ async def _shared(
         rows = await ev.ch.query(query.sql, query.params)
     except DomainError:
         return  # each is evaluated on its own
-    for i, figures in zip(included, shared_figures_from_row(rows[0], len(items)), strict=True):
+    for i, figures in zip(included, shared_figures_from_rows(rows, len(items)), strict=True):
         results[i] = figures
 
 

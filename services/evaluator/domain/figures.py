@@ -146,31 +146,37 @@ def ids_members(ids_param: str) -> str:
 def shared_figures_query(
     shared: CompiledQuery, segment_count: int, ctx: EvaluationContext
 ) -> CompiledQuery:
-    """One row over `compiler_shared`'s query (columns user_id, m0..m<n-1>): for each segment
-    in order, its count, reachable count per channel of CHANNELS and sample (as
-    `figures_query`), reading each member's profile once for every segment."""
+    """Over `compiler_shared`'s query (columns user_id, m0..m<n-1>): one row per segment with
+    members, `seg` (1-based position) then its count, reachable count per channel of CHANNELS
+    and sample (as `figures_query`). Each member's profile is read once for every segment;
+    each membership becomes a row of one grouping by segment (a few aggregates over the
+    memberships, not a few per segment over every user)."""
     params: dict[str, object] = dict(shared.params)
     params["fig_project"] = ctx.project
     if ctx.profiles_as_of:
         params["fig_as_of"] = to_ms(ctx.as_of, "floor")
     for channel in CHANNELS:
         params[f"fig_ch_{channel}"] = channel
-    flags = [f"{_M}.m{i} AS m{i}" for i in range(segment_count)]
+    flags = ", ".join(f"{_M}.m{i}" for i in range(segment_count))
     reach = [f"toUInt8({_reachable_sql(c)}) AS r_{c}" for c in CHANNELS]
     inner = (
-        f"SELECT {_M}.user_id AS user_id, {', '.join([*flags, *reach])} "  # noqa: S608
+        f"SELECT {_M}.user_id AS user_id, [{flags}] AS ms, {', '.join(reach)} "  # noqa: S608
         f"FROM ({shared.sql}) AS {_M} "
         f"LEFT JOIN ({_profiles(ctx.profiles_as_of)}) AS {_P} ON {_P}.user_id = {_M}.user_id"
     )
-    columns: list[str] = []
-    for i in range(segment_count):
-        columns.append(f"countIf(m{i} = 1)")
-        columns += [f"countIf(m{i} = 1 AND r_{c} = 1)" for c in CHANNELS]
-        columns.append(f"groupArraySortedIf({MAX_SAMPLE})((hex(MD5(user_id)), user_id), m{i} = 1)")
-    sql = f"SELECT {', '.join(columns)} FROM ({inner}) SETTINGS join_use_nulls = 0"  # noqa: S608
+    columns = ["seg", "count()"]
+    columns += [f"countIf(r_{c} = 1)" for c in CHANNELS]
+    columns.append(f"groupArraySorted({MAX_SAMPLE})((hex(MD5(user_id)), user_id))")
+    sql = (
+        f"SELECT {', '.join(columns)} FROM ({inner}) "  # noqa: S608
+        "ARRAY JOIN arrayFilter(i -> ms[i] = 1, arrayEnumerate(ms)) AS seg "
+        "GROUP BY seg SETTINGS join_use_nulls = 0"
+    )
     return CompiledQuery(sql, params)
 
 
-def shared_figures_from_row(row: Sequence[Any], segment_count: int) -> list[Figures]:
-    width = 2 + len(CHANNELS)
-    return [figures_from_row(row[i * width : (i + 1) * width]) for i in range(segment_count)]
+def shared_figures_from_rows(rows: Sequence[Sequence[Any]], segment_count: int) -> list[Figures]:
+    """The figures of each segment, in order (a segment without members has no row)."""
+    found = {int(row[0]): figures_from_row(row[1:]) for row in rows}
+    empty = Figures(0, dict.fromkeys(CHANNELS, 0), [])
+    return [found.get(i + 1, empty) for i in range(segment_count)]
