@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.run import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -187,6 +189,7 @@ async def scenario_sigkill(count: int) -> dict[str, Any]:
                     if len(seen) >= count // 3:
                         break
             before_kill = len(seen)
+            peaks = [peak_rss_mb(first.proc.pid)]
             first.kill()
             killed_at = time.perf_counter()
             second = _Process(Path(tmp), key)
@@ -210,6 +213,7 @@ async def scenario_sigkill(count: int) -> dict[str, Any]:
                 except (TimeoutError, StopAsyncIteration):
                     pass
                 await follower.aclose()
+            peaks.append(peak_rss_mb(second.proc.pid))
         finally:
             first.stop()
             if second is not None:
@@ -224,4 +228,5 @@ async def scenario_sigkill(count: int) -> dict[str, Any]:
         "late_after_restart_p50_s": round(statistics.median(late_after_restart), 3) if n else None,
         "late_after_restart_p99_s": round(late_after_restart[int(n * 0.99) - 1], 3) if n else None,
         "killed_at_s_after_first_due": round(killed_at - (wall + within), 2),
+        "server_peak_rss_mb_before_and_after_kill": peaks,
     }  # fmt: skip
