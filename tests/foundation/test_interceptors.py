@@ -181,7 +181,13 @@ async def channel(config: Config) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("key", list(ERRORS))
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(k, marks=pytest.mark.provokes_internal) if k == "internal" else k
+        for k in ERRORS
+    ],
+)
 async def test_domain_error_mapping(channel: grpc.aio.Channel, kind: str, key: str) -> None:
     error, code = ERRORS[key]
     _, failure = await _invoke(channel, kind, key.encode(), metadata=(("x-request-id", "r-1"),))
@@ -208,6 +214,7 @@ async def test_domain_error_mapping(channel: grpc.aio.Channel, kind: str, key: s
         assert "PreconditionFailure" not in details
 
 
+@pytest.mark.provokes_internal
 @pytest.mark.parametrize("kind", KINDS)
 async def test_unknown_exception_is_internal_without_leak(
     channel: grpc.aio.Channel, kind: str
@@ -313,6 +320,7 @@ async def test_expired_deadline(channel: grpc.aio.Channel) -> None:
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+@pytest.mark.provokes_internal
 async def test_each_call_logged_once_with_request_id(channel: grpc.aio.Channel) -> None:
     buffer = io.StringIO()
     configure_logging("INFO", stream=buffer)
