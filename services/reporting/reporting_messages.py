@@ -56,13 +56,16 @@ def run_to_pb(run: DailyRun) -> pb.DailyRun:
 
 def trend_to_pb(points: list[TrendPoint]) -> pb.GetSegmentTrendResponse:
     out = pb.GetSegmentTrendResponse()
-    for p in points:
-        point = out.points.add(date=date_to_proto(p.day))
-        if p.figures is not None:
-            point.user_count = p.figures.user_count
+    add = out.points.add
+    for day, figures in points:
+        # fields set in place: no Date message built and copied per point
+        point = add()
+        point.date.year, point.date.month, point.date.day = day.year, day.month, day.day
+        if figures is not None:
+            point.user_count = figures.user_count
             point.computed = True
-            point.source = _SOURCES[p.figures.source]
-            point.definition_version = p.figures.definition_version
+            point.source = _SOURCES[figures.source]
+            point.definition_version = figures.definition_version
     return out
 
 

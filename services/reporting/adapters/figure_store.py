@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from libs.clickhouse.port import ClickHouse
-from services.reporting.domain.figures import DayFigures, Source
+from services.reporting.domain.figures import DayCount, DayFigures, Source
 
 FIGURES_TABLE = "report_daily_figures"
 
@@ -45,9 +45,9 @@ _RANGE = (
     "ORDER BY day, computed_at DESC LIMIT 1 BY day SETTINGS max_threads = 1"
 )
 _READ = f"SELECT {', '.join(_COLUMNS)} FROM {FIGURES_TABLE} {_RANGE}"  # noqa: S608
-#: a trend's read: the counts without reachability and sample
+#: a trend's read: the sizes, without reachability and sample
 _READ_COUNTS = (
-    "SELECT day, user_count, as_of, source, definition_version, computed_at "  # noqa: S608
+    "SELECT day, user_count, source, definition_version "  # noqa: S608
     f"FROM {FIGURES_TABLE} {_RANGE}"
 )
 
@@ -72,24 +72,11 @@ class FigureStore:
             ],
         )  # fmt: skip
 
-    async def read(
-        self, project: str, segment: str, start: date, end: date, *, details: bool = True
-    ) -> list[DayFigures]:
-        """The stored days in [start, end], oldest first; without `details`, their counts
-        only (reachable and sample left empty: a trend reads nothing more)."""
+    async def read(self, project: str, segment: str, start: date, end: date) -> list[DayFigures]:
+        """The stored days in [start, end], oldest first."""
         rows = await self.ch.query(
-            _READ if details else _READ_COUNTS,
-            {"project": project, "segment": segment, "start": start, "end": end},
+            _READ, {"project": project, "segment": segment, "start": start, "end": end}
         )
-        if not details:
-            return [
-                DayFigures(
-                    project=project, segment=segment, day=_date(r[0]), user_count=int(r[1]),
-                    reachable={}, sample=(), as_of=r[2], source=Source(r[3]),
-                    definition_version=r[4], computed_at=r[5],
-                )
-                for r in rows
-            ]  # fmt: skip
         return [
             DayFigures(
                 project=r[0], segment=r[1], day=_date(r[2]), user_count=int(r[3]),
@@ -98,6 +85,13 @@ class FigureStore:
             )
             for r in rows
         ]  # fmt: skip
+
+    async def counts(self, project: str, segment: str, start: date, end: date) -> list[DayCount]:
+        """The stored days' sizes in [start, end], oldest first (nothing more: a trend)."""
+        rows = await self.ch.query(
+            _READ_COUNTS, {"project": project, "segment": segment, "start": start, "end": end}
+        )
+        return [DayCount(_date(r[0]), int(r[1]), Source(r[2]), r[3]) for r in rows]
 
 
 def _date(value: object) -> date:

@@ -97,8 +97,8 @@ class Backfills:
         zone = await deps.catalog.time_zone(project)
         done = {
             f.day
-            for f in await deps.figures.read(
-                project, segment, backfill.next_day, backfill.end_day, details=False
+            for f in await deps.figures.counts(
+                project, segment, backfill.next_day, backfill.end_day
             )
             if f.definition_version == backfill.definition_version
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from libs.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.reporting.application.context import Deps
@@ -17,7 +18,13 @@ from services.reporting.domain.days import (
     first_complete_day,
     yesterday,
 )
-from services.reporting.domain.figures import CHANNELS, SAMPLE_SIZE, DayFigures, Source
+from services.reporting.domain.figures import (
+    CHANNELS,
+    SAMPLE_SIZE,
+    DayCount,
+    DayFigures,
+    Source,
+)
 from services.reporting.domain.names import segment_project
 from services.reporting.domain.ports import LiveMinute
 from services.reporting.domain.runs import DailyRun, parse_run_name
@@ -28,10 +35,9 @@ DEFAULT_SAMPLE = 10
 DEFAULT_LIVE_RANGE = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class TrendPoint:
+class TrendPoint(NamedTuple):
     day: date
-    figures: DayFigures | None  # None: not computed yet
+    figures: DayCount | None  # None: not computed yet
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ def check_range(start: date, end: date) -> None:
         raise InvalidArgument.field("start_date", f"at most {MAX_DAYS} days per trend")
 
 
-def _points(start: date, end: date, found: list[DayFigures]) -> list[TrendPoint]:
+def _points(start: date, end: date, found: list[DayCount]) -> list[TrendPoint]:
     stored = {f.day: f for f in found}
     return [TrendPoint(d, stored.get(d)) for d in days(start, end)]
 
@@ -64,7 +70,7 @@ class Reports:
             check_range(start, end)
             _, found = await asyncio.gather(
                 self.deps.catalog.segment(segment),
-                self.deps.figures.read(project, segment, start, end, details=False),
+                self.deps.figures.counts(project, segment, start, end),
             )
             return _points(start, end, found)
         info = await self.deps.catalog.segment(segment)
@@ -74,7 +80,7 @@ class Reports:
         if last < first:
             return []
         check_range(first, last)
-        found = await self.deps.figures.read(project, segment, first, last, details=False)
+        found = await self.deps.figures.counts(project, segment, first, last)
         return _points(first, last, found)
 
     async def reachability(self, segment: str, day: date | None) -> ReachabilityReport:

@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 #: Channels of the contract, as the evaluator names them (Channel enum without CHANNEL_).
 CHANNELS = ("MOBILE_PUSH", "WEB_PUSH", "EMAIL", "SMS", "WHATSAPP", "IN_APP")
@@ -32,6 +33,16 @@ class DayFigures:
     source: Source
     definition_version: str
     computed_at: datetime
+
+
+class DayCount(NamedTuple):
+    """A stored day's size and how it was computed: what a trend shows (a tuple, as cheap to
+    build as the hundreds of them one trend reads)."""
+
+    day: date
+    user_count: int
+    source: Source
+    definition_version: str
 
 
 def percentage(reachable: int, total: int) -> float:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from libs.common.errors import DomainError
 from services.reporting.domain.backfill import Backfill
-from services.reporting.domain.figures import DayFigures
+from services.reporting.domain.figures import DayCount, DayFigures
 from services.reporting.domain.runs import DailyRun, SegmentPart
 
 
@@ -114,9 +114,10 @@ class FigureStore(Protocol):
         """Stores days' figures, replacing those of the same project, segment and day."""
         ...
 
-    async def read(
-        self, project: str, segment: str, start: date, end: date, *, details: bool = True
-    ) -> list[DayFigures]:
-        """The stored days of a segment in [start, end], oldest first (without `details`:
-        reachable and sample empty)."""
+    async def read(self, project: str, segment: str, start: date, end: date) -> list[DayFigures]:
+        """The stored days of a segment in [start, end], oldest first."""
+        ...
+
+    async def counts(self, project: str, segment: str, start: date, end: date) -> list[DayCount]:
+        """The stored days' sizes of a segment in [start, end], oldest first (a trend)."""
         ...
