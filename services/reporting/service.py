@@ -17,6 +17,7 @@ from services.reporting.adapters.figure_store import FigureStore
 from services.reporting.adapters.run_store import RunStore
 from services.reporting.application.context import Clock, Deps, ReportingSettings, utc_now
 from services.reporting.application.daily import DailyJob
+from services.reporting.application.figure_cache import VersionedFigures
 from services.reporting.application.reports import Reports
 from services.reporting.application.scheduler import Scheduler
 from services.reporting.domain.retry import RetryPolicy
@@ -70,7 +71,7 @@ class ReportingService:
         await self.runs.open()
         self.deps = Deps(
             runs=self.runs,
-            figures=figures,
+            figures=VersionedFigures(figures, self.runs),
             source=self.source,
             catalog=self.catalog,
             settings=self.settings,

@@ -152,3 +152,23 @@ async def test_the_scheduler_runs_due_days_and_backfills_new_and_changed_segment
         await _eventually(refilled)
         assert [p.user_count for p in await filled()] == [0] * len(points)
         assert one.source.calls + two.source.calls > 0
+
+
+async def test_a_trend_shows_at_once_a_day_that_another_process_re_ran(s: Suite) -> None:
+    """A process reuses a trend it read only while no process wrote the segment's figures."""
+    project = new_project_id()
+    await create_project(s.base.definition_channel, project)
+    bought = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    await ingest(s.base, project, [event("e1", "u1", "Buy", bought)])
+    segment = await create(s.base, project, "buyers", past(did("Buy")))
+    day = date(2026, 3, 10)
+    async with running_reporting(s.base, s.store_url, s.clock) as other:
+        await run_day(other, project, day)
+        read = await trend(s.reporting, segment, day, day)
+        assert [p.user_count for p in read] == [1]
+        assert await trend(s.reporting, segment, day, day) == read  # read again, or reused
+
+        await ingest(s.base, project, [event("e2", "u2", "Buy", bought)])
+        s.clock.set(s.clock() + timedelta(seconds=1))  # the re-run's figures are newer
+        await run_day(other, project, day)
+        assert [p.user_count for p in await trend(s.reporting, segment, day, day)] == [2]

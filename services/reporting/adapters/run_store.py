@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.sqlstore import SqlDatabase
@@ -22,6 +23,7 @@ from services.reporting.adapters.migrations import MIGRATIONS_DIR
 from services.reporting.adapters.tables import backfills as b
 from services.reporting.adapters.tables import daily_run_segments as s
 from services.reporting.adapters.tables import daily_runs as t
+from services.reporting.adapters.tables import figure_versions as v
 from services.reporting.domain.backfill import Backfill, BackfillState
 from services.reporting.domain.runs import (
     DailyRun,
@@ -172,6 +174,22 @@ class RunTransaction(BackfillOps):
             sa.update(s)
             .where(s.c.project_id == project, s.c.day == day, s.c.segment == part.segment)
             .values(state=part.state.value, attempts=part.attempts, reason=part.reason)
+        )
+
+    async def figures_version(self, project: str, segment: str) -> int:
+        query = sa.select(v.c.version).where(v.c.project_id == project, v.c.segment == segment)
+        found = (await self.conn.execute(query)).scalar()
+        return int(found) if found is not None else 0
+
+    async def bump_figures(self, project: str, segments: Sequence[str]) -> None:
+        if not segments:
+            return
+        insert = (postgresql if self.dialect == "postgresql" else sqlite).insert(v)
+        await self.conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["project_id", "segment"], set_={"version": v.c.version + 1}
+            ),
+            [{"project_id": project, "segment": s, "version": 1} for s in sorted(set(segments))],
         )
 
     async def page(self, project: str, size: int, before: date | None) -> list[DailyRun]:

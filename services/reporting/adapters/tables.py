@@ -55,3 +55,13 @@ backfills = sa.Table(
     sa.Column("not_before", UtcDateTime(), nullable=True),
     sa.Index("ix_backfills_state", "state", "not_before"),
 )
+
+# The version of a segment's stored figures (ClickHouse), bumped after every write of them by
+# any process: a process reuses a trend it read while the version stays the same.
+figure_versions = sa.Table(
+    "figure_versions",
+    metadata,
+    sa.Column("project_id", sa.String(63), primary_key=True),
+    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+)

@@ -90,6 +90,14 @@ class RunTransaction(Protocol):
 
     async def put_part(self, project: str, day: date, part: SegmentPart) -> None: ...
 
+    async def figures_version(self, project: str, segment: str) -> int:
+        """The version of the segment's stored figures (0 before any write)."""
+        ...
+
+    async def bump_figures(self, project: str, segments: Sequence[str]) -> None:
+        """A new version of the segments' stored figures (after a write of them)."""
+        ...
+
     async def page(self, project: str, size: int, before: date | None) -> list[DailyRun]:
         """Newest day first, days strictly before `before`."""
         ...
