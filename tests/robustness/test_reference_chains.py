@@ -1,5 +1,6 @@
-"""Segments including segments: evaluation cost grows linearly with a chain's length, and the
-documented depth and expanded-size limits are refused at write time (issue 13, defect 13)."""
+"""Segments including segments: evaluation cost grows linearly with a chain's length, a segment
+reached by several paths is evaluated once, and the documented depth and expanded-size limits
+are refused at write time (issue 13, defect 13)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,44 @@ async def test_the_deepest_chain_evaluates_and_a_deeper_one_is_refused(served: S
     )
     fields = await invalid_fields(served.definitions.UpdateSegment(update))
     assert deepest.rsplit("/", 1)[1] in fields[DEFINITION], fields
+
+
+async def test_the_deepest_ladder_of_diamonds_counts_correctly(served: Served) -> None:
+    # A<k> includes B<k> and C<k>, each including A<k-1>: 2^k paths from A<k> to A0
+    top = await served.create("dia-a0", _including("A0"))
+    steps = MAX_REFERENCE_DEPTH // 2
+    for k in range(1, steps + 1):
+        sides = [
+            await served.create(f"dia-{s}{k}", _including(f"{s.upper()}{k}", top)) for s in "bc"
+        ]
+        top = await served.create(f"dia-a{k}", _including(f"A{k}", *sides))
+    events = [f"{s}{k}" for k in range(1, steps + 1) for s in "ABC"] + ["A0"]
+    # u0 did every event; u1 misses C3 (on one side of a diamond); u2 misses A0 (the bottom)
+    missing = {"u0": "", "u1": "C3", "u2": "A0"}
+    await served.evaluator.IngestEvents(
+        _stream(
+            pb.IngestEventsRequest(
+                parent=served.parent,
+                events=[
+                    pb.Event(
+                        event_id=f"{user}-{event}",
+                        user_id=user,
+                        event_name=event,
+                        event_time=timestamp_pb2.Timestamp(seconds=1_767_225_600),
+                    )
+                    for user, lacking in missing.items()
+                    for event in events
+                    if event != lacking
+                ],
+            )
+        )
+    )
+    counted = await served.evaluator.CountSegment(
+        pb.CountSegmentRequest(segment=top, sample_size=5)
+    )
+    assert (counted.user_count, list(counted.sample_user_ids)) == (1, ["u0"])
+    explained = await served.evaluator.ExplainSegment(pb.ExplainSegmentRequest(segment=top))
+    assert explained.sql.count("FROM events") == 2  # the top segment's scan, the references'
 
 
 async def test_a_lattice_of_references_is_bounded_by_its_expanded_size(served: Served) -> None:

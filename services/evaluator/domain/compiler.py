@@ -7,12 +7,18 @@ Shape of a past-behaviour query (one scan of `events` whatever the number of cla
     LEFT JOIN (<one aggregation over events, see compiler_clauses>) AS e ON e.eid = u.uid
     LEFT JOIN (SELECT user_id AS pid, 1 AS pe, <profile predicates> FROM profiles ...) AS pr
         ON pr.pid = u.uid
-    WHERE <boolean tree> AND uid IN (<included>) AND uid NOT IN (<excluded>)
+    LEFT JOIN (SELECT user_id AS r_id, 1 AS r_in FROM (<in segment>)) AS r ON r.r_id = u.uid
+    LEFT SEMI JOIN (<included>) AS i ON i.user_id = u.uid
+    LEFT ANTI JOIN (<excluded>) AS x ON x.user_id = u.uid
+    WHERE <boolean tree>
     SETTINGS join_use_nulls = 0
 
 The universe is every user with a profile or an event at or before `as_of`, so NOT and
 "did not" include users with no events at all. Segments referenced by "in segment" leaves or
-included/excluded lists are compiled recursively as `uid IN (subquery)`. Profiles are read as
+included/excluded lists are compiled recursively and joined as above, as long as no segment
+is reached by two paths; otherwise (a diamond: A includes B and C, each including D) every
+referenced segment is one membership column of one joined subquery (compiler_references),
+so that each distinct segment is evaluated once. Profiles are read as
 they were at `as_of`: from the current state (`profiles FINAL`) when no profile of the project
 changed after `as_of` (`EvaluationContext.profiles_as_of` false), else each user's latest
 version at or before `as_of` from `profile_versions`.
@@ -62,6 +68,7 @@ from services.evaluator.domain.compiler_predicates import (
     time_compare,
 )
 from services.evaluator.domain.compiler_profiles import ProfileReader
+from services.evaluator.domain.compiler_references import References
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ def compile_members(
     it, since their members are stored under it.
     """
     compiler = _Compiler(ctx, Params())
+    compiler.merge_references = compiler.reached_twice(definition)
     ids = None if user_ids is None else compiler.params.strings(list(user_ids))
     sql = compiler.members(definition, segment_name, ids, ()) + " SETTINGS join_use_nulls = 0"
     # drop parameters of parts that simplified away (a constant-false predicate, ...)
@@ -105,7 +113,10 @@ class _Compiler:
     def __init__(self, ctx: EvaluationContext, params: Params) -> None:
         self.ctx = ctx
         self.params = params
-        self._profiles = ProfileReader(params, ctx.project, ctx.as_of, ctx.profiles_as_of)
+        self.profiles = ProfileReader(params, ctx.project, ctx.as_of, ctx.profiles_as_of)
+        #: every referenced segment as one column of one subquery (compiler_references)
+        #: rather than each reference joined on its own
+        self.merge_references = False
 
     def members(
         self, definition: Definition, name: str | None, ids: str | None, stack: tuple[str, ...]
@@ -139,9 +150,9 @@ class _Compiler:
                     f"WHERE project = {project} AND segment = {segment} AND is_member = 1{only}"
                 )
             case SystemDefinition(kind=SystemSegmentKind.ALL_USERS):
-                return f"SELECT uid AS user_id FROM ({self._universe(ids)})"  # noqa: S608
+                return f"SELECT uid AS user_id FROM ({self.universe(ids)})"  # noqa: S608
             case SystemDefinition(kind=SystemSegmentKind.TEST_USERS):
-                return self._profiles.matching("test_user = 1", ids)
+                return self.profiles.matching("test_user = 1", ids)
         raise ValueError(f"unknown definition {definition!r}")
 
     def _list_name(self, name: str | None) -> str:
@@ -152,7 +163,7 @@ class _Compiler:
             )
         return self.params.string(name)
 
-    def _universe(self, ids: str | None) -> str:
+    def universe(self, ids: str | None) -> str:
         where = [
             f"project = {self.params.string(self.ctx.project)}",
             time_compare("seen_at", "<=", self.ctx.as_of, self.params),
@@ -161,7 +172,8 @@ class _Compiler:
             where.append(f"has({ids}, user_id)")
         return f"SELECT DISTINCT user_id AS uid FROM users WHERE {' AND '.join(where)}"  # noqa: S608
 
-    def _segment(self, name: str, ids: str | None, stack: tuple[str, ...]) -> str:
+    def definition(self, name: str, stack: tuple[str, ...]) -> Definition:
+        """The definition of the segment `name`, referenced through `stack`."""
         if name in stack:
             raise FailedPrecondition(
                 f"segment {name} references itself through {' -> '.join(stack)}",
@@ -175,7 +187,26 @@ class _Compiler:
                 reason="SEGMENT_REFERENCE_MISSING",
                 metadata={"segment": name},
             )
-        return self.members(definition, name, ids, (*stack, name))
+        return definition
+
+    def _segment(self, name: str, ids: str | None, stack: tuple[str, ...]) -> str:
+        return self.members(self.definition(name, stack), name, ids, (*stack, name))
+
+    def reached_twice(self, definition: Definition) -> bool:
+        """Whether some segment is reached by more than one path from `definition` (a
+        diamond, or a segment referenced twice by one definition)."""
+        seen: set[str] = set()
+
+        def visit(definition: Definition, stack: tuple[str, ...]) -> bool:
+            for name in _references(definition):
+                if name in seen:
+                    return True
+                seen.add(name)
+                if visit(self.definition(name, stack), (*stack, name)):
+                    return True
+            return False
+
+        return visit(definition, ())
 
     def _past_behavior(
         self, query: PastBehaviorQuery, ids: str | None, stack: tuple[str, ...]
@@ -191,7 +222,27 @@ class _Compiler:
         # Referenced segments are joined, never `uid IN (subquery)`: the engine analyses an
         # IN subquery twice, so a chain of segments each referencing the next cost 2^depth
         # to plan; a join is analysed once (tests/robustness/test_reference_chains.py).
-        references: list[str] = []
+        # When some segment is reached by several paths, every referenced segment is one
+        # membership column of one joined subquery instead (compiler_references), so that
+        # each is evaluated once; otherwise each reference is joined on its own, which is
+        # cheaper (a semi-join with a segment's members reads no user outside them).
+        joins: list[str] = []
+        references: References | None = None
+        reached = self.params.alias("r")
+
+        def member(name: str) -> str:
+            nonlocal references
+            if not self.merge_references:
+                alias = self.params.alias("r")
+                members = self._segment(name, ids, stack)
+                joins.append(
+                    f" LEFT JOIN (SELECT user_id AS {alias}_id, 1 AS {alias}_in "  # noqa: S608
+                    f"FROM ({members})) AS {alias} ON {alias}.{alias}_id = {uid}"
+                )
+                return f"{alias}.{alias}_in = 1"  # 0 without a match (join_use_nulls = 0)
+            if references is None:
+                references = References(self, ids)
+            return f"{reached}.{references.column(name, stack)} = 1"  # 0 without a match
 
         def clause(condition: Condition) -> Clause:
             assert isinstance(condition, Behaviour)
@@ -214,13 +265,7 @@ class _Compiler:
                     without = "1" if prop.comparison.operator in NEGATIVE_OPERATORS else "0"
                     return f"if({profiles}.pe = 1, {profiles}.v{len(joined) - 1}, {without})"
                 case InSegment(segment=name, negate=negated):
-                    alias = self.params.alias("r")
-                    members = self._segment(name, ids, stack)
-                    references.append(
-                        f" LEFT JOIN (SELECT user_id AS {alias}_id, 1 AS {alias}_in "  # noqa: S608
-                        f"FROM ({members})) AS {alias} ON {alias}.{alias}_id = {uid}"
-                    )
-                    inside = f"{alias}.{alias}_in = 1"  # 0 without a match (join_use_nulls = 0)
+                    inside = member(name)
                     return negate(inside) if negated else inside
             found = clause(condition)
             if found.column in (TRUE, FALSE):
@@ -241,22 +286,29 @@ class _Compiler:
         where += profile_anti
         for kind, names in (("SEMI", query.included_segments), ("ANTI", query.excluded_segments)):
             for name in names:
+                if self.merge_references:
+                    inside = member(name)
+                    where.append(inside if kind == "SEMI" else negate(inside))
+                    continue
                 alias = self.params.alias("r")
                 members = self._segment(name, ids, stack)
-                references.append(
-                    f" LEFT {kind} JOIN ({members}) AS {alias} ON {alias}.user_id = {uid}"
-                )
+                joins.append(f" LEFT {kind} JOIN ({members}) AS {alias} ON {alias}.user_id = {uid}")
 
         if driven_by_events:
             sql = f"SELECT {uid} AS user_id FROM ({scan.sql(ids)} HAVING {having}) AS {events}"  # noqa: S608
         else:
-            sql = f"SELECT {uid} AS user_id FROM ({self._universe(ids)}) AS {universe}"  # noqa: S608
+            sql = f"SELECT {uid} AS user_id FROM ({self.universe(ids)}) AS {universe}"  # noqa: S608
             if scan.select:
                 sql += f" LEFT JOIN ({scan.sql(ids)}) AS {events} ON {events}.eid = {uid}"
         sql += profile_join
-        sql += "".join(references)
+        sql += "".join(joins)
+        if references is not None:
+            sql += (
+                f" LEFT JOIN ({references.sql()}) AS {reached}"
+                f" ON {reached}.{references.key} = {uid}"
+            )
         if joined:
-            values = self._profiles.values("pid", "pe", joined, ids)
+            values = self.profiles.values("pid", "pe", joined, ids)
             sql += f" LEFT JOIN ({values}) AS {profiles} ON {profiles}.pid = {uid}"
         condition = and_all(where)
         if condition != TRUE:
@@ -288,9 +340,28 @@ class _Compiler:
         join = ""
         if need:
             alias = self.params.alias("ps")
-            matching = self._profiles.matching(and_all(need), ids, f"{alias}_id")
+            matching = self.profiles.matching(and_all(need), ids, f"{alias}_id")
             join = f" INNER JOIN ({matching}) AS {alias} ON {alias}.{alias}_id = {uid}"
         anti = []
         if refuse:
-            anti.append(f"{uid} NOT IN ({self._profiles.matching(or_all(refuse), ids)})")
+            anti.append(f"{uid} NOT IN ({self.profiles.matching(or_all(refuse), ids)})")
         return join, anti
+
+
+def _references(definition: Definition) -> list[str]:
+    """The segments a definition references, each as often as it is referenced."""
+    if isinstance(definition, LiveDefinition):
+        definition = definition.past_behavior or PastBehaviorQuery()
+    if not isinstance(definition, PastBehaviorQuery):
+        return []
+    found = [*definition.included_segments, *definition.excluded_segments]
+
+    def walk(node: Node) -> None:
+        if isinstance(node.condition, InSegment):
+            found.append(node.condition.segment)
+        for child in node.children:
+            walk(child)
+
+    if definition.root is not None:
+        walk(definition.root)
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from libs.model.definition import (
     Aggregate,
     AggregateFunction,
     BooleanOperator,
+    Definition,
     DidEvent,
     DidNotEvent,
     FirstTime,
@@ -113,6 +115,43 @@ def test_missing_reference_and_live_without_query_are_refused() -> None:
     ctx = EvaluationContext("proj", T0, "UTC", {loop: q(InSegment(loop))})
     with pytest.raises(FailedPrecondition, match="references itself"):
         compile_members(q(InSegment(loop)), ctx)
+
+
+def _ladder(steps: int) -> tuple[PastBehaviorQuery, dict[str, Definition]]:
+    """A<k> includes B<k> and C<k> and has "in segment C<k>" as a leaf; B<k> and C<k> each
+    include A<k-1>: 2^steps paths from the top to A0. Each segment does its own event."""
+    segments: dict[str, Definition] = {}
+
+    def save(name: str, query: PastBehaviorQuery) -> str:
+        segments[f"projects/proj/segments/{name}"] = query
+        return f"projects/proj/segments/{name}"
+
+    top = save("A0", q(DidEvent(spec("A0"), ALL)))
+    for k in range(1, steps + 1):
+        b, c = (
+            save(f"{s}{k}", replace(q(DidEvent(spec(f"{s}{k}"), ALL)), included_segments=(top,)))
+            for s in "BC"
+        )
+        root = Node(
+            operator=BooleanOperator.AND,
+            children=(Node(condition=DidEvent(spec(f"A{k}"), ALL)), Node(condition=InSegment(c))),
+        )
+        top = save(f"A{k}", PastBehaviorQuery(root, included_segments=(b, c)))
+    return PastBehaviorQuery(Node(condition=InSegment(top)), excluded_segments=(b,)), segments
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_a_segment_reached_by_several_paths_is_compiled_once(steps: int) -> None:
+    query, segments = _ladder(steps)
+    compiled = compile_members(query, EvaluationContext("proj", T0, "UTC", segments))
+    names = {value: key for key, value in compiled.params.items() if isinstance(value, str)}
+    for segment in segments:
+        # the segment's one clause counts its event once
+        event = "{" + names[segment.rsplit("/", 1)[1]] + ":String}"
+        assert compiled.sql.count(f"event_name = {event}") == 1, segment
+    # the references are one subquery over one scan of the events, one layer per level
+    assert compiled.sql.count("FROM events") == 1
+    assert compiled.sql.count("SELECT *, ") == 2 * steps + 1
 
 
 NY = "America/New_York"
