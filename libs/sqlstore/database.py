@@ -8,6 +8,8 @@ as PostgreSQL's row locks and unique indexes, and stands in for `FOR UPDATE SKIP
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -50,6 +52,21 @@ def insert_ignoring_conflicts(dialect: str, table: sa.Table, rows: list[dict[str
     if dialect == "postgresql":
         return postgresql.insert(table).values(rows).on_conflict_do_nothing()
     return sqlite.insert(table).values(rows).on_conflict_do_nothing()
+
+
+#: One migration at a time per event loop: Alembic's `context` is module state, so two stores
+#: opened side by side in one process (several services starting at once) must not interleave.
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _migration_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _MIGRATION_LOCKS.get(loop)
+    if lock is None:
+        lock = _MIGRATION_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 #: Execution option of a transaction that only reads (`SqlDatabase.read`).
@@ -131,7 +148,7 @@ class SqlDatabase:
                     await probe.exec_driver_sql("SELECT 1")
             except (DBAPIError, OSError) as exc:
                 raise self.unreachable(exc) from exc
-            async with engine.begin() as conn:
+            async with _migration_lock(), engine.begin() as conn:
                 await conn.run_sync(self._upgrade)
         except BaseException:
             await engine.dispose()

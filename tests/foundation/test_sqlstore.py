@@ -1,5 +1,6 @@
-"""SQLite: a reading transaction does not wait for the write lock a writer holds, and sees
-the last committed state."""
+"""SQL stores: on SQLite a reading transaction does not wait for the write lock a writer holds
+and sees the last committed state; stores opened side by side in one process migrate one at a
+time (Alembic's context is module state)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,12 @@ async def test_a_read_goes_on_beside_an_open_write(tmp_path: Path) -> None:
         assert await store.last_cursor() == before + 7
     finally:
         await store.close()
+
+
+async def test_stores_opened_side_by_side_migrate_one_at_a_time(tmp_path: Path) -> None:
+    stores = [LiveStore(f"sqlite+aiosqlite:///{tmp_path / f'live{i}.sqlite3'}") for i in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        assert [await store.last_cursor() for store in stores] == [0, 0, 0, 0]
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
