@@ -3,46 +3,22 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from libs.common.errors import InvalidArgument
+from libs.model.names import SegmentName, parse_project, parse_segment
 
-_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-_SEGMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_USER_ID = 256
 
-
-@dataclass(frozen=True)
-class SegmentName:
-    project: str
-    segment_id: str
-
-    @property
-    def name(self) -> str:
-        return f"projects/{self.project}/segments/{self.segment_id}"
-
-
-def parse_project(value: str, field: str = "parent") -> str:
-    parts = value.split("/")
-    if len(parts) != 2 or parts[0] != "projects" or not _PROJECT_ID.fullmatch(parts[1]):
-        raise InvalidArgument.field(field, f"must be projects/{{project}}, got {value!r}")
-    return parts[1]
-
-
-def parse_segment(value: str, field: str = "segment") -> SegmentName:
-    parts = value.split("/")
-    if (
-        len(parts) != 4
-        or parts[0] != "projects"
-        or parts[2] != "segments"
-        or not _PROJECT_ID.fullmatch(parts[1])
-        or not _SEGMENT_ID.fullmatch(parts[3])
-    ):
-        raise InvalidArgument.field(
-            field, f"must be projects/{{project}}/segments/{{segment}}, got {value!r}"
-        )
-    return SegmentName(parts[1], parts[3])
+__all__ = [
+    "MAX_USER_ID",
+    "SegmentName",
+    "check_user_id",
+    "parse_project",
+    "parse_segment",
+    "parse_snapshot",
+    "snapshot_name",
+]
 
 
 def parse_snapshot(value: str, field: str = "name") -> tuple[SegmentName, int]:

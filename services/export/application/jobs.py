@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from libs.common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from libs.common.metrics import EXPORT_JOBS
 from libs.common.page_tokens import Cursor, decode_page_token, encode_page_token, fingerprint
+from libs.model.names import parse_project
 from services.export.application.context import Deps
 from services.export.domain.columns import check_fields
 from services.export.domain.jobs import (
@@ -20,7 +21,6 @@ from services.export.domain.jobs import (
     check_cancellable,
     output_path,
     parse_job_name,
-    parse_project,
     parse_segment,
 )
 from services.export.domain.ports import JobTransaction, RequestIdTaken

@@ -15,15 +15,15 @@ refused.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from libs.common.errors import FailedPrecondition, InvalidArgument
+from libs.model.names import RESOURCE_ID
 
 MAX_ATTEMPTS = 3
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_ID = RESOURCE_ID
 
 
 class JobState(enum.Enum):
@@ -144,13 +144,6 @@ def parse_job_name(name: str, field: str = "name") -> tuple[str, str]:
             field, f"must be projects/{{project}}/exportJobs/{{export_job}}, got {name!r}"
         )
     return parts[1], parts[3]
-
-
-def parse_project(name: str, field: str = "parent") -> str:
-    parts = name.split("/")
-    if len(parts) != 2 or parts[0] != "projects" or not _ID.fullmatch(parts[1]):
-        raise InvalidArgument.field(field, f"must be projects/{{project}}, got {name!r}")
-    return parts[1]
 
 
 def parse_segment(name: str, project: str, field: str) -> str:
