@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -22,12 +22,28 @@ from .world import load
 T = TypeVar("T")
 
 
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
-    loop = asyncio.get_running_loop()
+def runner(loop: asyncio.AbstractEventLoop) -> Callable[[Coroutine[Any, Any, T]], T]:
+    """Runs a coroutine on the test's loop from hypothesis's worker thread."""
 
     def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    return run
+
+
+def context_of(case: Case) -> EvaluationContext:
+    return EvaluationContext(
+        "proj",
+        case.as_of,
+        case.time_zone,
+        case.segments,
+        profiles_as_of=case.world.profiles_changed_after(case.as_of),
+    )
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
+    run = runner(asyncio.get_running_loop())
 
     @settings(
         max_examples=int(os.environ.get("COMPILER_EXAMPLES", "60")),
@@ -36,13 +52,7 @@ async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
     )
     @given(case=cases())
     def check(case: Case) -> None:
-        ctx = EvaluationContext(
-            "proj",
-            case.as_of,
-            case.time_zone,
-            case.segments,
-            profiles_as_of=case.world.profiles_changed_after(case.as_of),
-        )
+        ctx = context_of(case)
         query = compile_members(case.definition, ctx)
         ref = Reference(case.world, case.as_of, case.time_zone, case.segments)
         expected = ref.members(case.definition)
@@ -61,10 +71,7 @@ async def test_compiled_sql_matches_reference(ch: ClickHouse) -> None:
 async def test_shared_compilation_matches_reference(ch: ClickHouse) -> None:
     """Several segments in one query (compiler_shared: the daily job's figures): the case's
     segment and every segment it references, each membership column against the reference."""
-    loop = asyncio.get_running_loop()
-
-    def run(coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    run = runner(asyncio.get_running_loop())
 
     @settings(
         max_examples=int(os.environ.get("COMPILER_SHARED_EXAMPLES", "15")),
@@ -73,13 +80,7 @@ async def test_shared_compilation_matches_reference(ch: ClickHouse) -> None:
     )
     @given(case=cases())
     def check(case: Case) -> None:
-        ctx = EvaluationContext(
-            "proj",
-            case.as_of,
-            case.time_zone,
-            case.segments,
-            profiles_as_of=case.world.profiles_changed_after(case.as_of),
-        )
+        ctx = context_of(case)
         items: list[tuple[str, Definition]] = [("projects/proj/segments/case", case.definition)]
         items += [(n, d) for n, d in case.segments.items() if shareable(d)]
         query = compile_shared(items, ctx)
