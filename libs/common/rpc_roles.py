@@ -81,6 +81,7 @@ RPC_ROLES: Mapping[str, Role] = {
     _EVALUATOR + "StreamLiveEntries": Role.VIEWER,
     _EVALUATOR + "CountLiveEntries": Role.VIEWER,
     _EVALUATOR + "ComputeSegmentFigures": Role.VIEWER,
+    _EVALUATOR + "ComputeDailyFigures": Role.VIEWER,
     # Reporting service.
     _REPORTING + "GetSegmentTrend": Role.VIEWER,
     _REPORTING + "GetReachability": Role.VIEWER,
@@ -121,6 +122,7 @@ EXPENSIVE_RPCS: frozenset[str] = frozenset(
         _EVALUATOR + "CreateSnapshot",
         _EVALUATOR + "CountLiveEntries",
         _EVALUATOR + "ComputeSegmentFigures",
+        _EVALUATOR + "ComputeDailyFigures",
         _REPORTING + "RunDailyJob",
         _EXPORT + "CreateExportJob",
         _EXPORT + "StreamExportJob",

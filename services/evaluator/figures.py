@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from libs.common.errors import DomainError, InvalidArgument
-from libs.model.definition import Definition, LiveDefinition
+from libs.model.definition import Definition, LiveDefinition, PastBehaviorQuery
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
+from services.evaluator.domain.compiler_days import (
+    MAX_DAYS,
+    DaysContext,
+    compile_daily_figures,
+    daily_figures_from_row,
+    unsupported,
+)
 from services.evaluator.domain.compiler_shared import compile_shared, shareable
 from services.evaluator.domain.figures import (
+    MAX_SAMPLE,
     Figures,
     figures_from_row,
     figures_query,
@@ -41,6 +50,9 @@ MAX_FIGURE_SEGMENTS = 100
 CONCURRENCY = 4
 
 Result = Figures | DomainError
+#: The days ComputeDailyFigures accepts (their ends fit the stored times).
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2261, 12, 31)
 
 
 async def compute_figures(
@@ -148,3 +160,37 @@ async def _one(
     query = figures_query(members, ctx)
     rows = await ev.ch.query(query.sql, query.params)
     return figures_from_row(rows[0])
+
+
+async def compute_daily_figures(
+    ev: Evaluator, segment: str, first_day: date, day_count: int
+) -> list[tuple[date, datetime, Figures]]:
+    """A segment's figures as of the end of each of `day_count` consecutive days from
+    `first_day` (the project's time zone): (day, the instant evaluated, figures) per day.
+
+    A past-behaviour definition that `compiler_days` covers is evaluated for every day in
+    one query; any other one day by day, as ComputeSegmentFigures would."""
+    if not 1 <= day_count <= MAX_DAYS:
+        raise InvalidArgument.field("day_count", f"must be 1 to {MAX_DAYS}")
+    if not FIRST_DAY <= first_day <= LAST_DAY - timedelta(days=day_count - 1):
+        raise InvalidArgument.field(
+            "first_day", f"the days must lie from {FIRST_DAY} to {LAST_DAY}"
+        )
+    name = parse_segment(segment, "segment")
+    resolved = await ev.segments.resolve(name.name)
+    zone = await ev.segments.time_zone(name.project)
+    ctx = DaysContext(name.project, zone, first_day, day_count)
+    definition = resolved.definition
+    if isinstance(definition, PastBehaviorQuery) and unsupported(definition) is None:
+        latest = await ev.profiles.latest_update(name.project)
+        ctx = replace(ctx, profiles_as_of=latest is not None and latest > ctx.as_of(0))
+        query = compile_daily_figures(definition, ctx, MAX_SAMPLE)
+        rows = await ev.ch.query(query.sql, query.params)
+        figures = daily_figures_from_row(rows[0] if rows else None, ctx)
+    else:
+        figures = []
+        for index in range(day_count):
+            as_of = ctx.as_of(index)
+            since = local_midnight(as_of, zone)
+            figures.append(await _one(ev, name.name, resolved, as_of, since))
+    return [(ctx.day(i), ctx.as_of(i), f) for i, f in enumerate(figures)]

@@ -26,7 +26,6 @@ from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
 from services.evaluator.adapters.snapshot_store import SnapshotInfo
 from services.evaluator.application import Evaluator
 from services.evaluator.audience_messages import table_chunks
-from services.evaluator.domain.figures import MAX_SAMPLE as MAX_FIGURE_SAMPLE
 from services.evaluator.domain.names import (
     check_user_id,
     parse_profile,
@@ -42,7 +41,7 @@ from services.evaluator.domain.records import (
     profile_problems,
 )
 from services.evaluator.event_messages import say_what_was_stored, valid_events
-from services.evaluator.figures_messages import figures_to_pb
+from services.evaluator.grpc_figures import FigureRpcs
 from services.evaluator.grpc_live import LiveRpcs
 from services.evaluator.live_messages import live_window
 from services.evaluator.profile_messages import audience_member, profile_from_pb, profile_to_pb
@@ -83,7 +82,7 @@ def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None
     metrics.EVENTS_INGESTED.labels("duplicate").inc(duplicates)
 
 
-class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
+class EvaluatorServicer(LiveRpcs, FigureRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
     def __init__(self, evaluator: Evaluator) -> None:
         self.ev = evaluator
 
@@ -402,26 +401,6 @@ class EvaluatorServicer(LiveRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
         if len(found) > size:
             out.next_page_token = encode_page_token(bound_to, Cursor(found[size - 1][0], ""))
         return out
-
-    async def ComputeSegmentFigures(
-        self, request: pb.ComputeSegmentFiguresRequest, context: Ctx
-    ) -> pb.ComputeSegmentFiguresResponse:
-        project = parse_project(request.parent)
-        if not 0 <= request.sample_size <= MAX_FIGURE_SAMPLE:
-            raise InvalidArgument.field("sample_size", f"must be 0 to {MAX_FIGURE_SAMPLE}")
-        as_of, results = await self.ev.compute_figures(
-            project,
-            list(request.segments),
-            _as_of(request),
-            _as_of(request, "entered_since"),
-        )
-        return pb.ComputeSegmentFiguresResponse(
-            figures=[
-                figures_to_pb(segment, result, request.sample_size)
-                for segment, result in zip(request.segments, results, strict=True)
-            ],
-            as_of=datetime_to_timestamp(as_of),
-        )
 
 
 def _token_key(token: str, bound_to: str, kind: type[K]) -> K | None:

@@ -73,12 +73,28 @@ class CountingSource(GrpcFigureSource):
         if self.hang_after and self.calls > self.hang_after:
             await asyncio.Event().wait()
         results = await super().compute(project, segments, as_of, entered_since, sample_size)
+        self._fail(segments, results)
+        return results
+
+    async def compute_days(
+        self, segment: str, first_day: date, day_count: int, sample_size: int
+    ) -> list[ComputedFigures]:
+        self.calls += 1
+        self.segments_asked.append(segment)
+        results: list[ComputedFigures | DomainError] = list(
+            await super().compute_days(segment, first_day, day_count, sample_size)
+        )
+        self._fail([segment], results)
+        if isinstance(results[0], DomainError):
+            raise results[0]
+        return [r for r in results if isinstance(r, ComputedFigures)]
+
+    def _fail(self, segments: Sequence[str], results: list[ComputedFigures | DomainError]) -> None:
         for i, segment in enumerate(segments):
             left = self.failures.get(segment, 0)
             if left:
                 self.failures[segment] = left - 1 if left > 0 else left
                 results[i] = Unavailable(f"evaluator: {segment} could not be computed")
-        return results
 
 
 @dataclass

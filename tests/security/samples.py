@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.type import date_pb2
+from google.type.date_pb2 import Date
 
 from segments.v1 import access_pb2
 from segments.v1 import definition_model_pb2 as dm
@@ -244,6 +245,7 @@ SAMPLES: dict[str, Sample] = {
     EVALUATOR + "StreamLiveEntries": lambda c: _live_request(c),
     EVALUATOR + "CountLiveEntries": lambda c: _live_count(c),
     EVALUATOR + "ComputeSegmentFigures": lambda c: _figures(c),
+    EVALUATOR + "ComputeDailyFigures": lambda c: _daily_figures(c),
     # --- reporting service ----------------------------------------------------------------
     REPORTING + "GetSegmentTrend": lambda c: _segmented(c, rpb.GetSegmentTrendRequest),
     REPORTING + "GetReachability": lambda c: _segmented(c, rpb.GetReachabilityRequest),
@@ -338,6 +340,12 @@ async def _daily_run(ctx: Ctx) -> rpb.GetDailyRunRequest:
 async def _figures(ctx: Ctx) -> epb.ComputeSegmentFiguresRequest:
     segment = await ctx.segment()
     return epb.ComputeSegmentFiguresRequest(parent=ctx.parent, segments=[segment], sample_size=5)
+
+
+async def _daily_figures(ctx: Ctx) -> epb.ComputeDailyFiguresRequest:
+    return epb.ComputeDailyFiguresRequest(
+        segment=await ctx.segment(), first_day=Date(year=2026, month=11, day=1), day_count=3
+    )
 
 
 async def _export_job(ctx: Ctx) -> xpb.CreateExportJobRequest:

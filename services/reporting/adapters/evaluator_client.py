@@ -1,12 +1,12 @@
 """The evaluator, reached over gRPC: figures of many segments as of an instant
-(ComputeSegmentFigures), live entry counts per minute (CountLiveEntries) and profiles
-(GetProfile)."""
+(ComputeSegmentFigures), of one segment as of the end of many days (ComputeDailyFigures),
+live entry counts per minute (CountLiveEntries) and profiles (GetProfile)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -15,7 +15,11 @@ from google.rpc import status_pb2
 from libs.common.errors import DomainError, Internal, InvalidArgument, NotFound
 from libs.common.peers import open_peer_channel, peer_metadata
 from libs.common.status import PEER_CODES, peer_error
-from libs.model.definition_proto import datetime_to_timestamp, timestamp_to_datetime
+from libs.model.definition_proto import (
+    date_to_proto,
+    datetime_to_timestamp,
+    timestamp_to_datetime,
+)
 from segments.v1 import evaluator_service_pb2 as epb
 from segments.v1 import evaluator_service_pb2_grpc as epb_grpc
 from services.reporting.domain.ports import ComputedFigures, LiveMinute
@@ -31,6 +35,10 @@ def status_error(status: status_pb2.Status) -> DomainError:
 def computed(figures: epb.SegmentFigures) -> ComputedFigures | DomainError:
     if figures.HasField("error"):
         return status_error(figures.error)
+    return day_computed(figures)
+
+
+def day_computed(figures: epb.SegmentFigures | epb.DailyFigures) -> ComputedFigures:
     return ComputedFigures(
         user_count=figures.user_count,
         reachable={
@@ -83,6 +91,22 @@ class GrpcFigureSource:
         if len(answer.figures) != len(segments):
             raise Internal("evaluator: ComputeSegmentFigures answered for other segments")
         return [computed(f) for f in answer.figures]
+
+    async def compute_days(
+        self, segment: str, first_day: date, day_count: int, sample_size: int
+    ) -> list[ComputedFigures]:
+        answer = await self._call(
+            "ComputeDailyFigures",
+            epb.ComputeDailyFiguresRequest(
+                segment=segment,
+                first_day=date_to_proto(first_day),
+                day_count=day_count,
+                sample_size=sample_size,
+            ),
+        )
+        if len(answer.days) != day_count:
+            raise Internal("evaluator: ComputeDailyFigures answered for other days")
+        return [day_computed(d) for d in answer.days]
 
     async def live_minutes(self, segment: str, start: datetime, end: datetime) -> list[LiveMinute]:
         answer = await self._call(

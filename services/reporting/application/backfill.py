@@ -2,8 +2,9 @@
 
 Each pass plans a back-fill for every segment whose definition version has none yet (a new
 segment, or a definition that changed), then works through the project's claimable ones:
-claimed with a lease in the run log (one process at a time), advanced day by day (each
-day's figures written before `next_day` moves on), released with back-off on a failure.
+claimed with a lease in the run log (one process at a time), advanced by runs of up to
+`backfill_days_per_call` days (one ComputeDailyFigures call each; their figures written
+before `next_day` moves past them), released with back-off on a failure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from libs.common.errors import DomainError, NotFound
 from libs.common.logging import get_logger
 from services.reporting.application.context import Deps
 from services.reporting.domain.backfill import Backfill, BackfillState, plan
-from services.reporting.domain.days import day_as_of, day_bounds, days
+from services.reporting.domain.days import day_as_of, days
 from services.reporting.domain.figures import SAMPLE_SIZE, DayFigures, Source
 
 _log = get_logger("segments.reporting")
@@ -102,13 +103,16 @@ class Backfills:
             )
             if f.definition_version == backfill.definition_version
         }
-        for day in days(backfill.next_day, backfill.end_day):
-            if day not in done:
+        per_call = max(1, min(deps.settings.backfill_days_per_call, 100))
+        while backfill.next_day <= backfill.end_day:
+            last = min(backfill.end_day, backfill.next_day + timedelta(days=per_call - 1))
+            todo = [d for d in days(backfill.next_day, last) if d not in done]
+            if todo:
                 try:
-                    await self._day(backfill, day, zone)
+                    await self._days(backfill, todo, zone)
                 except DomainError as exc:
                     return await self._failed(backfill, exc)
-            backfill = replace(backfill, next_day=day + timedelta(days=1), attempts=0, reason="")
+            backfill = replace(backfill, next_day=last + timedelta(days=1), attempts=0, reason="")
             if not await self._save(backfill):
                 return backfill
         finished = replace(backfill, state=BackfillState.DONE, lease_owner="", lease_expires=None)
@@ -117,25 +121,26 @@ class Backfills:
                   end=str(backfill.end_day))  # fmt: skip
         return finished
 
-    async def _day(self, backfill: Backfill, day: date, zone: str) -> None:
+    async def _days(self, backfill: Backfill, todo: list[date], zone: str) -> None:
+        """Computes and writes the figures of the days `todo` (ascending), in one call to
+        the evaluator for the days from the first to the last."""
         deps = self.deps
-        start, _ = day_bounds(day, zone)
-        as_of = day_as_of(day, zone)
-        computed = await deps.source.compute(
-            backfill.project, [backfill.segment], as_of, start, SAMPLE_SIZE
-        )
-        result = computed[0]
-        if isinstance(result, DomainError):
-            raise result
-        await deps.figures.write([
+        first = todo[0]
+        count = (todo[-1] - first).days + 1
+        computed = await deps.source.compute_days(backfill.segment, first, count, SAMPLE_SIZE)
+        wanted = set(todo)
+        rows = [
             DayFigures(
                 project=backfill.project, segment=backfill.segment, day=day,
                 user_count=result.user_count, reachable=result.reachable, sample=result.sample,
-                as_of=as_of, source=Source.BACKFILL,
+                as_of=day_as_of(day, zone), source=Source.BACKFILL,
                 definition_version=backfill.definition_version, computed_at=deps.clock(),
             )
-        ])  # fmt: skip
-        metrics.DAILY_RUN_SEGMENTS.labels("backfilled").inc()
+            for day, result in zip(days(first, todo[-1]), computed, strict=True)
+            if day in wanted
+        ]  # fmt: skip
+        await deps.figures.write(rows)
+        metrics.DAILY_RUN_SEGMENTS.labels("backfilled").inc(len(rows))
 
     async def _failed(self, backfill: Backfill, exc: DomainError) -> Backfill:
         deps = self.deps

@@ -38,6 +38,8 @@ class ReportingSettings:
     #: days before a segment's creation its trend is back-filled from (0: from its first
     #: complete day)
     backfill_days: int = 30
+    #: days of a back-fill computed in one ComputeDailyFigures call (1 to 100)
+    backfill_days_per_call: int = 100
 
 
 @dataclass

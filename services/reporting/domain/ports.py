@@ -68,6 +68,14 @@ class FigureSource(Protocol):
         it could not be computed, in order."""
         ...
 
+    async def compute_days(
+        self, segment: str, first_day: date, day_count: int, sample_size: int
+    ) -> list[ComputedFigures]:
+        """The segment's figures as of the end of each of `day_count` consecutive days from
+        `first_day` (the project's time zone), in day order; a DomainError when they could
+        not be computed."""
+        ...
+
     async def live_minutes(
         self, segment: str, start: datetime, end: datetime
     ) -> list[LiveMinute]: ...

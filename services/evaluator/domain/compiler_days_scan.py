@@ -1,0 +1,266 @@
+"""The events aggregation of a multi-day evaluation (see compiler_days): per user and
+clause, the arrays each day's clause value is read from. Pure: values are bound parameters."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from libs.model.definition import (
+    Aggregate,
+    AggregateFunction,
+    AllTimeWindow,
+    BeforeWindow,
+    ComparisonOperator,
+    Condition,
+    DidEvent,
+    DidNotEvent,
+    EventSpec,
+    FirstTime,
+    Inaction,
+    LastWindow,
+    RangeWindow,
+    SinceWindow,
+    TimeUnit,
+    TimeWindow,
+    TodayWindow,
+    YesterdayWindow,
+)
+from services.evaluator.domain.compiler_clauses import compare_value
+from services.evaluator.domain.compiler_predicates import (
+    TRUE,
+    Params,
+    PropertyPredicates,
+    and_all,
+    duration_ms,
+    time_compare,
+    to_ms,
+)
+from services.evaluator.domain.windows import CEILING, FLOOR, resolve
+
+if TYPE_CHECKING:
+    from services.evaluator.domain.compiler_days import DaysContext
+
+FIXED_MS = {
+    TimeUnit.MINUTE: 60_000,
+    TimeUnit.HOUR: 3_600_000,
+    TimeUnit.DAY: 86_400_000,
+    TimeUnit.WEEK: 604_800_000,
+}
+_CEILING_MS = to_ms(CEILING, "floor")
+_FLOOR_MS = to_ms(FLOOR, "floor")
+_TS = "toUnixTimestamp64Milli(event_time)"
+
+
+class DayScan:
+    """The events aggregation: per user and clause, the arrays the day values are read from."""
+
+    def __init__(self, params: Params, ctx: DaysContext) -> None:
+        self.params = params
+        self.ctx = ctx
+        self.first = ctx.as_of(0)
+        self.last = ctx.as_of(ctx.day_count - 1)
+        self.select: list[str] = []
+        self.names: dict[str, list[datetime | None]] = {}
+        self.zone = params.string(ctx.time_zone)
+        self.day0 = params.integer((ctx.first_day - date(1970, 1, 1)).days)
+        self.days = f"range({params.integer(ctx.day_count)})"
+        self._props = PropertyPredicates(params, "", self.last, ctx.time_zone)
+
+    def day_of(self, ms: str) -> str:
+        """The 0-based day index of a millisecond timestamp (negative before the first day)."""
+        instant = f"fromUnixTimestamp64Milli({ms}, 'UTC')"
+        return f"(toInt64(toInt32(toDate32({instant}, {self.zone}))) - {self.day0})"
+
+    def _later(self, amount_ms: int) -> str:
+        return (
+            f"least({_TS} + {self.params.integer(amount_ms)}, {self.params.integer(_CEILING_MS)})"
+        )
+
+    def _add(self, alias: str, expr: str) -> str:
+        self.select.append(f"{expr} AS {alias}")
+        return alias
+
+    def _matches(self, spec: EventSpec, since: datetime | None) -> str:
+        self.names.setdefault(spec.event_name, []).append(since)
+        name = f"event_name = {self.params.string(spec.event_name)}"
+        return and_all([name, *(self._props.filter(f) for f in spec.filters)])
+
+    def window(self, window: TimeWindow) -> tuple[str, str, str, datetime | None]:
+        """(row condition, lo, hi, earliest start needed) of a window over the days."""
+        start = resolve(window, self.first, self.ctx.time_zone).start
+        lo = f"greatest({self.day_of(_TS)}, 0)"
+        last = str(self.ctx.day_count - 1)
+        match window:
+            case LastWindow(offset=offset):
+                span = offset.amount * FIXED_MS[offset.unit]
+                if span >= _CEILING_MS - _FLOOR_MS:
+                    return TRUE, lo, last, None
+                hi = f"least({self.day_of(self._later(span + 1))} - 1, {last})"
+                return TRUE, lo, hi, start
+            case TodayWindow():
+                return TRUE, lo, self.day_of(_TS), start
+            case YesterdayWindow():
+                after = f"({self.day_of(_TS)} + 1)"
+                return TRUE, after, after, start
+            case RangeWindow() | SinceWindow() | BeforeWindow() | AllTimeWindow():
+                bounds = resolve(window, self.first, self.ctx.time_zone)
+                parts = []
+                if bounds.start is not None:
+                    parts.append(time_compare("event_time", ">=", bounds.start, self.params))
+                if bounds.end is not None:
+                    parts.append(time_compare("event_time", "<", bounds.end, self.params))
+                return and_all(parts), lo, last, bounds.start
+        raise ValueError(f"unknown time window {window!r}")
+
+    def _pairs(self, prefix: str, condition: str, lo: str, hi: str, extra: str = "") -> str:
+        """groupArray of (lo, hi[, extra]) of the rows matching `condition` on some day."""
+        values = f"{lo}, {hi}" + (f", {extra}" if extra else "")
+        return self._add(
+            prefix, f"groupArrayIf(({values}), {and_all([condition, f'{lo} <= {hi}'])})"
+        )
+
+    def per_day(self, body: str) -> str:
+        """An Array(UInt8) of `body` evaluated for each day `d` (0-based)."""
+        return f"arrayMap(d -> toUInt8({body}), {self.days})"
+
+    @staticmethod
+    def count(pairs: str) -> str:
+        """How many of `pairs` cover day `d`."""
+        return f"arrayCount(x -> x.1 <= d AND d <= x.2, {pairs})"
+
+    @staticmethod
+    def any(pairs: str) -> str:
+        """Whether one of `pairs` covers day `d`."""
+        return f"arrayExists(x -> x.1 <= d AND d <= x.2, {pairs})"
+
+    @staticmethod
+    def fold(function: str, pairs: str, neutral: str) -> str:
+        """`function` (arraySum, arrayMin, arrayMax) of the values (x.3) of the pairs covering
+        day `d`, the others counting as `neutral`."""
+        return f"{function}(x -> if(x.1 <= d AND d <= x.2, x.3, {neutral}), {pairs})"
+
+    def add(self, condition: Condition) -> tuple[str, bool]:
+        """(column of the clause's Array(UInt8) of day values, value on an empty history)."""
+        prefix = self.params.alias("c")
+        match condition:
+            case DidEvent(event=event, window=window, aggregate=aggregate):
+                rows, lo, hi, since = self.window(window)
+                matched = and_all([self._matches(event, since), rows])
+                if aggregate is None:
+                    pairs = self._pairs(f"{prefix}_p", matched, lo, hi)
+                    return self._add(prefix, self.per_day(self.any(pairs))), False
+                return self._aggregate(prefix, matched, lo, hi, aggregate)
+            case DidNotEvent(event=event, window=window):
+                rows, lo, hi, since = self.window(window)
+                matched = and_all([self._matches(event, since), rows])
+                pairs = self._pairs(f"{prefix}_p", matched, lo, hi)
+                return self._add(prefix, self.per_day(f"NOT {self.any(pairs)}")), True
+            case Inaction():
+                return self._inaction(prefix, condition), False
+            case FirstTime(event=event, window=window):
+                return self._first_time(prefix, event, window), False
+        raise ValueError(f"not a clause evaluated over days: {condition!r}")
+
+    def _aggregate(
+        self, prefix: str, matched: str, lo: str, hi: str, aggregate: Aggregate
+    ) -> tuple[str, bool]:
+        fn = aggregate.function
+        key = self.params.string(aggregate.property)
+        test_value: str
+        if fn is AggregateFunction.COUNT:
+            pairs = self._pairs(f"{prefix}_p", matched, lo, hi)
+            count = self.count(pairs)
+            value, guard = count, f"{count} > 0"
+        elif fn in (AggregateFunction.SUM, AggregateFunction.AVG):
+            pairs = self._pairs(f"{prefix}_p", matched, lo, hi, f"num_props[{key}]")
+            count = self.count(pairs)
+            total = self.fold("arraySum", pairs, "0")
+            value = (
+                total if fn is AggregateFunction.SUM else f"if({count} = 0, 0, {total} / {count})"
+            )
+            guard = f"{count} > 0"
+        else:
+            present = and_all([matched, f"mapContains(num_props, {key})"])
+            pairs = self._pairs(f"{prefix}_p", present, lo, hi, f"num_props[{key}]")
+            extreme = "arrayMin" if fn is AggregateFunction.MIN else "arrayMax"
+            neutral = "inf" if fn is AggregateFunction.MIN else "-inf"
+            value, guard = self.fold(extreme, pairs, neutral), self.any(pairs)
+            test_value = and_all(
+                [guard, self._compare(value, aggregate.operator, aggregate.values)]
+            )
+            return self._add(prefix, self.per_day(test_value)), False
+        empty_value = False
+        if aggregate.include_non_performers:
+            guard = TRUE
+            empty_value = compare_value(0.0, aggregate.operator, aggregate.values)
+        test_value = and_all([guard, self._compare(value, aggregate.operator, aggregate.values)])
+        return self._add(prefix, self.per_day(test_value)), empty_value
+
+    def _compare(self, value: str, op: ComparisonOperator, values: tuple[float, ...]) -> str:
+        if op is ComparisonOperator.BETWEEN:
+            low, high = self.params.number(values[0]), self.params.number(values[1])
+            return f"({value} >= {low} AND {value} <= {high})"
+        symbol = {
+            ComparisonOperator.GREATER_THAN: ">",
+            ComparisonOperator.GREATER_THAN_OR_EQUAL: ">=",
+            ComparisonOperator.LESS_THAN: "<",
+            ComparisonOperator.LESS_THAN_OR_EQUAL: "<=",
+            ComparisonOperator.EQUALS: "=",
+            ComparisonOperator.NOT_EQUALS: "!=",
+        }[op]
+        return f"{value} {symbol} {self.params.number(values[0])}"
+
+    def _inaction(self, prefix: str, clause: Inaction) -> str:
+        rows, lo, hi, since = self.window(clause.window)
+        did = and_all([self._matches(clause.did, since), rows])
+        if clause.within is None:
+            did_not = and_all([self._matches(clause.did_not, since), rows])
+            a = self._pairs(f"{prefix}_a", did, lo, hi)
+            b = self._pairs(f"{prefix}_b", did_not, lo, hi)
+            body = f"{self.any(a)} AND NOT {self.any(b)}"
+            return self._add(prefix, self.per_day(body))
+        # An A counts from the day its T elapses (t_A + T <= the day's end), as long as no B
+        # follows it within T (a B after t_A + T is later than that day's end too).
+        within = duration_ms(clause.within)
+        elapsed = f"greatest({self.day_of(self._later(within))}, {lo})"
+        starts = self._pairs(f"{prefix}_a", did, elapsed, hi, _TS)
+        stopped = self._matches(clause.did_not, since)
+        stops = self._add(f"{prefix}_b", f"groupArrayIf({_TS}, {stopped})")
+        span = self.params.integer(within)
+        kept = self._add(
+            f"{prefix}_k",
+            f"arrayFilter(x -> NOT arrayExists(b -> b > x.3 AND b <= x.3 + {span}, {stops}), "
+            f"{starts})",
+        )
+        return self._add(prefix, self.per_day(self.any(kept)))
+
+    def _first_time(self, prefix: str, event: EventSpec, window: TimeWindow) -> str:
+        matches = self._matches(event, None)  # the first ever: all history
+        first = self._add(f"{prefix}_f", f"minIf({_TS}, {matches})")
+        count = self._add(f"{prefix}_n", f"countIf({matches})")
+        ends, starts, stops = [], [], []
+        for index in range(self.ctx.day_count):
+            as_of = self.ctx.as_of(index)
+            bounds = resolve(window, as_of, self.ctx.time_zone)
+            ends.append(to_ms(as_of, "floor"))
+            starts.append(_FLOOR_MS if bounds.start is None else to_ms(bounds.start, "ceil"))
+            stops.append(_CEILING_MS + 1 if bounds.end is None else to_ms(bounds.end, "ceil"))
+        arrays = [self.params.bind(v, "Array(Int64)") for v in (ends, starts, stops)]
+        body = f"{count} > 0 AND {first} <= a AND {first} >= s AND {first} < e"
+        return self._add(prefix, f"arrayMap((a, s, e) -> toUInt8({body}), {', '.join(arrays)})")
+
+    def sql(self) -> str:
+        """The aggregation (columns `eid`, `erows`, the clause columns)."""
+        where = [
+            f"project = {self.params.string(self.ctx.project)}",
+            f"event_name IN {self.params.strings(list(self.names))}",
+            time_compare("event_time", "<=", self.last, self.params),
+        ]
+        since = {n: None if None in uses else min(u for u in uses if u is not None)
+                 for n, uses in self.names.items()}  # fmt: skip
+        if None not in since.values():
+            earliest = min(s for s in since.values() if s is not None)
+            where.append(time_compare("event_time", ">=", earliest, self.params))
+        columns = ", ".join(["user_id AS eid", "count() AS erows", *self.select])
+        return f"SELECT {columns} FROM events WHERE {' AND '.join(where)} GROUP BY user_id"  # noqa: S608

@@ -1,0 +1,114 @@
+"""Property test: a segment evaluated over many days in one query (compiler_days, the
+back-fill's path) has, day by day, the figures of its evaluation as of each day's end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from libs.clickhouse.port import ClickHouse
+from libs.model.definition import (
+    DidEvent,
+    Inaction,
+    LastWindow,
+    Node,
+    PastBehaviorQuery,
+    RelativeOffset,
+    Sequence,
+    TimeUnit,
+)
+from services.evaluator.domain.compiler import EvaluationContext, compile_members
+from services.evaluator.domain.compiler_days import (
+    DaysContext,
+    compile_daily_figures,
+    daily_figures_from_row,
+    unsupported,
+)
+from services.evaluator.domain.figures import Figures, figures_from_row, figures_query
+
+from .helpers import q, spec
+from .strategies import Case, cases
+from .test_properties import runner
+from .world import World, load
+
+DAYS = 8
+
+
+def candidates(case: Case) -> list[PastBehaviorQuery]:
+    """The case's definitions a multi-day query covers: the case's own, the plain segment,
+    and each top-level part of their trees on its own."""
+    found = [case.definition, case.segments["projects/proj/segments/plain"]]
+    for definition in list(found):
+        assert isinstance(definition, PastBehaviorQuery)
+        root = definition.root
+        if root is not None and root.condition is None:
+            found += [PastBehaviorQuery(root=child) for child in root.children]
+    return [d for d in found if isinstance(d, PastBehaviorQuery) and unsupported(d) is None]
+
+
+def days_context(case: Case) -> DaysContext:
+    today = case.as_of.astimezone(ZoneInfo(case.time_zone)).date()
+    ctx = DaysContext("proj", case.time_zone, today - timedelta(days=DAYS - 2), DAYS)
+    changed = case.world.profiles_changed_after(ctx.as_of(0))
+    return DaysContext(ctx.project, ctx.time_zone, ctx.first_day, DAYS, profiles_as_of=changed)
+
+
+async def day_by_day(
+    ch: ClickHouse, world: World, d: PastBehaviorQuery, ctx: DaysContext
+) -> list[Figures]:
+    found = []
+    for index in range(ctx.day_count):
+        as_of = ctx.as_of(index)
+        one = EvaluationContext(
+            "proj", as_of, ctx.time_zone, {}, profiles_as_of=world.profiles_changed_after(as_of)
+        )
+        query = figures_query(compile_members(d, one), one)
+        found.append(figures_from_row((await ch.query(query.sql, query.params))[0]))
+    return found
+
+
+async def in_one_query(ch: ClickHouse, d: PastBehaviorQuery, ctx: DaysContext) -> list[Figures]:
+    query = compile_daily_figures(d, ctx, 100)
+    rows = await ch.query(query.sql, query.params)
+    return daily_figures_from_row(rows[0] if rows else None, ctx)
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
+async def test_days_in_one_query_match_each_day(ch: ClickHouse) -> None:
+    run = runner(asyncio.get_running_loop())
+
+    @settings(
+        max_examples=int(os.environ.get("COMPILER_DAYS_EXAMPLES", "12")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(case=cases())
+    def check(case: Case) -> None:
+        ctx = days_context(case)
+        run(load(ch, case.world))
+        for definition in candidates(case):
+            expected = run(day_by_day(ch, case.world, definition, ctx))
+            got = run(in_one_query(ch, definition, ctx))
+            assert got == expected, (definition, compile_daily_figures(definition, ctx, 100).sql)
+
+    await asyncio.to_thread(check)
+
+
+def test_what_one_query_covers() -> None:
+    week = LastWindow(RelativeOffset(7, TimeUnit.DAY))
+    months = LastWindow(RelativeOffset(2, TimeUnit.MONTH))
+    assert unsupported(q(DidEvent(spec("A"), week))) is None
+    assert unsupported(q(Inaction(spec("A"), spec("B"), week, timedelta(hours=1)))) is None
+    assert unsupported(q(DidEvent(spec("A"), months))) == "a window of calendar months"
+    sequence = q(Sequence((spec("A"), spec("B")), week, None))
+    assert unsupported(sequence) == "Sequence is evaluated day by day"
+    nested = PastBehaviorQuery(
+        root=Node(condition=DidEvent(spec("A"), week)),
+        included_segments=("projects/proj/segments/x",),
+    )
+    assert unsupported(nested) == "includes or excludes segments"
