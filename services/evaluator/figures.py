@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from libs.common.errors import DomainError, InvalidArgument
-from libs.model.definition import Definition, LiveDefinition, PastBehaviorQuery
+from libs.model.definition import Definition, LiveDefinition
 from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext, compile_members
 from services.evaluator.domain.compiler_days import (
     MAX_DAYS,
@@ -181,7 +181,7 @@ async def compute_daily_figures(
     zone = await ev.segments.time_zone(name.project)
     ctx = DaysContext(name.project, zone, first_day, day_count)
     definition = resolved.definition
-    if isinstance(definition, PastBehaviorQuery) and unsupported(definition) is None:
+    if unsupported(definition) is None:
         latest = await ev.profiles.latest_update(name.project)
         ctx = replace(ctx, profiles_as_of=latest is not None and latest > ctx.as_of(0))
         query = compile_daily_figures(definition, ctx, MAX_SAMPLE)

@@ -51,6 +51,8 @@ from libs.model.definition import (
     LastWindow,
     Node,
     PastBehaviorQuery,
+    SystemDefinition,
+    SystemSegmentKind,
     TimeUnit,
     UserProperty,
 )
@@ -105,8 +107,10 @@ class DaysContext:
 
 def unsupported(definition: Definition) -> str | None:
     """Why `definition` cannot be evaluated over many days in one query (None: it can)."""
+    if isinstance(definition, SystemDefinition):
+        return None  # all users, test users
     if not isinstance(definition, PastBehaviorQuery):
-        return "not a past-behaviour segment"
+        return "not a past-behaviour or system segment"
     if definition.included_segments or definition.excluded_segments:
         return "includes or excludes segments"
 
@@ -169,8 +173,13 @@ class _Profiles:
 
     def leaf(self, condition: UserProperty) -> str:
         """A user property's value on day `d`."""
-        self.predicates.append(self._bare.filter(condition.filter))
         without = "1" if condition.filter.comparison.operator in NEGATIVE_OPERATORS else "0"
+        return self.predicate(self._bare.filter(condition.filter), without)
+
+    def predicate(self, sql: str, without: str) -> str:
+        """A predicate over a profile's columns, its value on day `d` (`without` when the
+        user has no profile yet)."""
+        self.predicates.append(sql)
         return self.field(len(CHANNELS) + len(self.predicates) - 1, without, "pr.")
 
     def require(self, node: Node) -> None:
@@ -234,7 +243,7 @@ class _Profiles:
 
 
 def compile_daily_figures(
-    definition: PastBehaviorQuery, ctx: DaysContext, sample_size: int
+    definition: Definition, ctx: DaysContext, sample_size: int
 ) -> CompiledQuery:
     """One row: per day (arrays of `ctx.day_count`, in day order) the member count, the
     reachable count on each channel of CHANNELS, and the first `sample_size` members in
@@ -257,8 +266,15 @@ def compile_daily_figures(
         column, empty = clauses[id(condition)]
         return f"if(e.erows > 0, e.{column}[d + 1], {int(empty)})"
 
-    root = definition.root
-    tree = TRUE if root is None else expression(root, leaf)
+    root: Node | None = None
+    if isinstance(definition, PastBehaviorQuery):
+        root = definition.root
+        tree = TRUE if root is None else expression(root, leaf)
+    elif isinstance(definition, SystemDefinition):
+        test_users = definition.kind is SystemSegmentKind.TEST_USERS
+        tree = profiles.predicate("test_user = 1", "0") if test_users else TRUE
+    else:
+        raise ValueError(f"not evaluated over days in one query: {definition!r}")
     member = and_all(["d >= u.ulo", tree])
     # Users who can be members on some day only: a behavioural conjunct false without events
     # limits them to the events aggregation's users, on some day true (its HAVING); a

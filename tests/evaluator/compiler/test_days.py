@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from libs.clickhouse.port import ClickHouse
 from libs.model.definition import (
+    Definition,
     DidEvent,
     Inaction,
     LastWindow,
@@ -39,16 +40,17 @@ from .world import World, load
 DAYS = 8
 
 
-def candidates(case: Case) -> list[PastBehaviorQuery]:
+def candidates(case: Case) -> list[Definition]:
     """The case's definitions a multi-day query covers: the case's own, the plain segment,
-    and each top-level part of their trees on its own."""
-    found = [case.definition, case.segments["projects/proj/segments/plain"]]
+    each top-level part of their trees on its own, and the system segments."""
+    found: list[Definition] = [case.definition, case.segments["projects/proj/segments/plain"]]
     for definition in list(found):
         assert isinstance(definition, PastBehaviorQuery)
         root = definition.root
         if root is not None and root.condition is None:
             found += [PastBehaviorQuery(root=child) for child in root.children]
-    return [d for d in found if isinstance(d, PastBehaviorQuery) and unsupported(d) is None]
+    found += [case.segments[f"projects/proj/segments/{s}"] for s in ("all", "test")]
+    return [d for d in found if unsupported(d) is None]
 
 
 def days_context(case: Case) -> DaysContext:
@@ -59,7 +61,7 @@ def days_context(case: Case) -> DaysContext:
 
 
 async def day_by_day(
-    ch: ClickHouse, world: World, d: PastBehaviorQuery, ctx: DaysContext
+    ch: ClickHouse, world: World, d: Definition, ctx: DaysContext
 ) -> list[Figures]:
     found = []
     for index in range(ctx.day_count):
@@ -72,12 +74,13 @@ async def day_by_day(
     return found
 
 
-async def in_one_query(ch: ClickHouse, d: PastBehaviorQuery, ctx: DaysContext) -> list[Figures]:
+async def in_one_query(ch: ClickHouse, d: Definition, ctx: DaysContext) -> list[Figures]:
     query = compile_daily_figures(d, ctx, 100)
     rows = await ch.query(query.sql, query.params)
     return daily_figures_from_row(rows[0] if rows else None, ctx)
 
 
+@pytest.mark.parametrize("ch", ["chdb"], indirect=True)  # the HTTP adapter: test_daily_figures
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 async def test_days_in_one_query_match_each_day(ch: ClickHouse) -> None:
     run = runner(asyncio.get_running_loop())
