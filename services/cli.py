@@ -143,8 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"segments: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.log_level)
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.command == "demo":
+        # the demo's terminal shows its steps; the services' JSON logs go to a file
+        log_file = config.data_dir / "demo.log"
+        configure_logging(
+            config.log_level, stream=log_file.open("a", encoding="utf-8", buffering=1)
+        )
+        print(f"segments: the services' logs (JSON lines) go to {log_file}", file=sys.stderr)
+    else:
+        configure_logging(config.log_level)
     try:
         if args.command == "serve":
             asyncio.run(_run_serve(args.service, config, args.host, args.port))

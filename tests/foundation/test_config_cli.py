@@ -180,6 +180,9 @@ async def test_demo_command_runs_to_the_end(tmp_path: Path) -> None:
     assert key_file.read_text().startswith("sgk_")
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert str(key_file) in err.decode()
+    # the services' logs went to the demo's log file, not to the terminal
+    assert not any(line.startswith("{") for line in err.decode().splitlines()), err.decode()
+    assert '"event": "server_started"' in (tmp_path / "var" / "demo.log").read_text()
 
 
 def test_demo_data_is_deterministic_and_realistic() -> None:
