@@ -220,6 +220,10 @@ class RunningServer:
         await self.health.enter_graceful_shutdown()
         # Let health watchers see NOT_SERVING before the port closes.
         await asyncio.sleep(0)
+        for service in self._started:
+            drain = getattr(service, "drain", None)
+            if drain is not None:
+                await drain()
         if self._server is not None:
             await self._server.stop(grace)
         await self._stop_services()

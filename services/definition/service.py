@@ -11,6 +11,7 @@ from libs.common.service import Service
 from segments.v1 import definition_service_pb2_grpc as pb_grpc
 from services.definition.adapters.store import SqlStore
 from services.definition.application.access import StoreAccessDecider, ensure_bootstrap_key
+from services.definition.application.live_feed import ChangeSignal
 from services.definition.grpc_api import DefinitionServicer
 
 SERVICE_NAME = "segments.v1.SegmentDefinitionService"
@@ -34,13 +35,14 @@ class DefinitionService:
         self.audit = AuditStore(audit_url) if audit_url else None
         self._bootstrap_admin_key = bootstrap_admin_key
         self._decider = StoreAccessDecider(self.store, auth_disabled=auth_disabled)
+        self.live_changes = ChangeSignal()
 
     def access_decider(self) -> AccessDecider:
         return self._decider
 
     def register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_SegmentDefinitionServiceServicer_to_server(
-            DefinitionServicer(self.store, self._decider, self.audit), server
+            DefinitionServicer(self.store, self._decider, self.audit, self.live_changes), server
         )
 
     async def start(self) -> None:
@@ -55,6 +57,10 @@ class DefinitionService:
     async def health_problem(self) -> str | None:
         """What keeps the service from serving (its store cannot be reached), or None."""
         return await self.store.database.problem()
+
+    async def drain(self) -> None:
+        """Ends the WatchLiveSegments feeds (their watchers resume from their sequence)."""
+        self.live_changes.close()
 
     async def stop(self) -> None:
         if self.audit is not None:

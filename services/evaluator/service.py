@@ -95,6 +95,11 @@ class EvaluatorService:
             return exc.message
         return await self._live_store.database.problem()
 
+    async def drain(self) -> None:
+        """Stops following the live-segment feed (a call that never ends by itself)."""
+        if self._watch is not None:
+            await self._watch.stop()
+
     async def stop(self) -> None:
         if self.workers is not None:
             await self.workers.stop()

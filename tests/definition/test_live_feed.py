@@ -5,16 +5,22 @@ sequence."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
+from libs.common.config import Config
+from libs.common.server import RunningServer
 from segments.v1 import access_pb2, segment_pb2
 from segments.v1 import definition_model_pb2 as dm
 from segments.v1 import definition_service_pb2 as pb
-from tests.support.auth import bearer, make_key
+from segments.v1 import definition_service_pb2_grpc as pb_grpc
+from services.definition.service import DefinitionService
+from tests.support.auth import ADMIN_KEY, authorized_channel, bearer, make_key
 
 from .helpers import Backend, Stub
 
@@ -137,3 +143,30 @@ async def test_watching_every_project_needs_a_role_on_all_projects(
         assert (await _next(every)).reset  # the admin key holds a role on all projects
     finally:
         every.cancel()
+
+
+async def test_shutdown_ends_the_feeds_instead_of_waiting_out_the_grace_period(
+    tmp_path: Path,
+) -> None:
+    """A watcher's feed never ends by itself: shutdown ends it (status OK, the watcher
+    resumes elsewhere from its sequence) before giving in-flight calls their grace period."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'definitions.sqlite3'}"
+    config = replace(Config(), data_dir=tmp_path, database_url=url)
+    server = RunningServer(
+        [DefinitionService(url, bootstrap_admin_key=ADMIN_KEY)], config, host="127.0.0.1", port=0
+    )
+    await server.start()
+    channel = authorized_channel(server.address)
+    try:
+        stub: Stub = pb_grpc.SegmentDefinitionServiceStub(channel)
+        call = stub.WatchLiveSegments(pb.WatchLiveSegmentsRequest(parent="projects/-"))
+        assert (await _next(call)).reset
+        # a grace period far longer than the wait below: only the drain can end the feed
+        stopping = asyncio.create_task(server.stop(grace=600.0))
+        rest = await asyncio.wait_for(call.read(), 60)
+        assert rest is grpc.aio.EOF  # type: ignore[attr-defined]
+        assert await call.code() == grpc.StatusCode.OK
+        await asyncio.wait_for(stopping, 60)
+    finally:
+        await channel.close(None)
+        await server.stop(grace=0)

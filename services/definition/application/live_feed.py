@@ -23,7 +23,17 @@ PAGE = 500
 
 
 class ChangeSignal(Wakeup):
-    """Wakes the watchers of this process when a write may have changed a live segment."""
+    """Wakes the watchers of this process when a write may have changed a live segment;
+    `close()` ends their feeds (the service is shutting down: watchers resume elsewhere from
+    their last sequence)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.notify()
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class FeedPage:
 async def watch_live_segments(
     store: Store, signal: ChangeSignal, project_id: str | None, after: int
 ) -> AsyncIterator[FeedPage]:
-    """Pages of the feed, endlessly: the listing first when `after` is 0."""
+    """Pages of the feed until `signal` is closed: the listing first when `after` is 0."""
     if after == 0:
         async with store.transaction() as tx:
             # the sequence first: a change committed after it is sent again as a change
@@ -51,7 +61,7 @@ async def watch_live_segments(
             if len(listed) < PAGE:
                 break
             last = (listed[-1].project_id, listed[-1].segment_id)
-    while True:
+    while not signal.closed:
         notified = signal.current()
         async with store.transaction() as tx:
             changes = await tx.live_changes_after(project_id, after, PAGE)
