@@ -4,23 +4,29 @@ SQLite specifics: foreign keys are switched on, the journal is WAL, and every tr
 starts with BEGIN IMMEDIATE so that concurrent writers (also in other processes) queue (busy
 timeout) instead of failing on a lock upgrade; one writer at a time gives the same outcomes
 as PostgreSQL's row locks and unique indexes, and stands in for `FOR UPDATE SKIP LOCKED`.
+
+`run_transaction` runs a whole transaction of synchronous statements at once: on a SQLite file
+in one trip to the store's own writer thread (the async driver makes four trips to its thread
+per statement, each waiting for a turn of a busy event loop), elsewhere through the async
+driver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -73,8 +79,11 @@ def _migration_lock() -> asyncio.Lock:
 _READ_ONLY = "segments_read_only"
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+T = TypeVar("T")
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -83,7 +92,7 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # a writing transaction takes the write lock at once (no upgrade deadlock later);
         # a reading one takes none, and reads the last committed state beside the writer (WAL)
@@ -114,6 +123,9 @@ class SqlDatabase:
         self.label = label
         self._migrations_dir = migrations_dir
         self._engine: AsyncEngine | None = None
+        #: a SQLite file's synchronous engine and the one thread it runs in (run_transaction)
+        self._sync_engine: Engine | None = None
+        self._writer: ThreadPoolExecutor | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -133,7 +145,7 @@ class SqlDatabase:
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(url, connect_args={"timeout": 30})
-            _sqlite_setup(engine)
+            _sqlite_setup(engine.sync_engine)
         else:
             engine = create_async_engine(
                 url,
@@ -155,6 +167,12 @@ class SqlDatabase:
             raise
         self._engine = engine
         observe_engine(self, engine, store_name(self.label))
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._sync_engine = sa.create_engine(
+                url.set(drivername="sqlite+pysqlite"), connect_args={"timeout": 30}
+            )
+            _sqlite_setup(self._sync_engine)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite {self.label}")
 
     def unreachable(self, exc: BaseException) -> Unavailable:
         """The error of a store that cannot be reached, naming it and its address (without
@@ -190,6 +208,12 @@ class SqlDatabase:
         command.upgrade(cfg, "head")
 
     async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.shutdown)  # after the transactions under way
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+            self._sync_engine = None
         if self._engine is not None:
             forget_engine(self)
             await self._engine.dispose()
@@ -213,18 +237,51 @@ class SqlDatabase:
                     conn = await plain.execution_options(**{_READ_ONLY: read_only})
                     async with conn.begin():
                         yield conn
-            except OperationalError as exc:
-                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                    raise Aborted("the store is busy with a concurrent change; retry") from exc
-                raise self._lost(exc) from exc
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
-                    raise Aborted("a concurrent change conflicted with this one; retry") from exc
-                if _connection_lost(exc):
-                    raise self._lost(exc) from exc
-                raise
-            except (OSError, TimeoutError) as exc:  # connecting failed (refused, unknown host)
-                raise self._lost(exc) from exc
+            except (DBAPIError, OSError, TimeoutError) as exc:
+                mapped = self._store_error(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+    async def run_transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` (synchronous SQLAlchemy statements) in one writing transaction,
+        committed when it returns, rolled back when it raises; failures of the store map as in
+        `begin`. On a SQLite file it runs in one trip to the store's writer thread, so the
+        store's writers in this process take turns there; elsewhere through the async driver."""
+        if self._writer is None:
+            async with self.begin() as conn:
+                return await conn.run_sync(work)
+        async with observed_transaction(store_name(self.label)):
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self._run_sync, work
+                )
+            except (DBAPIError, OSError, TimeoutError) as exc:
+                mapped = self._store_error(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+
+    def _run_sync(self, work: Callable[[Connection], T]) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn, conn.begin():
+            return work(conn)
+
+    def _store_error(self, exc: DBAPIError | OSError | TimeoutError) -> Exception | None:
+        """What a transaction's failure raises: ABORTED for a concurrent writer that won (or a
+        busy SQLite file), UNAVAILABLE for a store that cannot be reached; None: the error
+        itself."""
+        if isinstance(exc, OperationalError):
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                return Aborted("the store is busy with a concurrent change; retry")
+            return self._lost(exc)
+        if isinstance(exc, DBAPIError):
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                return Aborted("a concurrent change conflicted with this one; retry")
+            if _connection_lost(exc):
+                return self._lost(exc)
+            return None
+        return self._lost(exc)  # connecting failed (refused, unknown host)
 
     def _lost(self, exc: BaseException) -> Unavailable:
         """UNAVAILABLE with a retry delay: the store cannot be reached right now (a server
