@@ -14,8 +14,9 @@ from libs.model.definition_proto import instant_from_proto
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.application import Evaluator
 from services.evaluator.domain.names import parse_project, parse_segment
+from services.evaluator.live.delivery import follow
 from services.evaluator.live.engine import LiveEngine
-from services.evaluator.live.reading import count_entries, follow, parse_cursor
+from services.evaluator.live.reading import count_entries, parse_cursor
 from services.evaluator.live_messages import bucket_to_pb, entry_to_pb
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -57,8 +58,8 @@ class LiveRpcs:
             # the initial metadata tells the subscriber it is following: every entry made
             # after it arrives is sent
             await context.send_initial_metadata(())
-        async for entry in follow(engine, project, segment_id, after):
-            yield entry_to_pb(entry)
+        async for message in follow(engine, project, segment_id, after, entry_to_pb):
+            yield message
 
     async def CountLiveEntries(
         self, request: pb.CountLiveEntriesRequest, context: Ctx

@@ -3,9 +3,10 @@ through `libs.sqlstore`.
 
 Every entry is written in the transaction of the state change that made it (`commit`: new
 timers, fired or dropped timers, checked days, and the entries), so a crash can delay an
-entry but never lose it or make it twice. Entries take their cursors from one counter row
-locked for the rest of the transaction: cursors become visible in order, so a reader that
-has seen cursor N will never later find a smaller one. Timers are claimed with
+entry but never lose it or make it twice. A transaction takes its entries' cursors from one
+counter row (a range of them, one per occurrence; an occurrence written before leaves its
+cursor unused) and keeps the row locked until it commits: cursors become visible in order,
+so a reader that has seen cursor N will never later find a smaller one. Timers are claimed with
 `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite's BEGIN IMMEDIATE serialises the claim), and
 a claim holds for a lease: a process that dies mid-way leaves its timers to be claimed again.
 """
@@ -19,13 +20,14 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from libs.model.definition import Reentry, ReentryMode
 from libs.sqlstore import SqlDatabase
 from services.evaluator.adapters.live_migrations import MIGRATIONS_DIR
+from services.evaluator.adapters.live_reads import LiveReads
 from services.evaluator.adapters.live_rows import (
-    entry_from_row,
+    event_from_json,
     event_to_json,
     from_ms,
     segment_id_of,
@@ -41,6 +43,7 @@ from services.evaluator.adapters.live_tables import (
     live_timers,
 )
 from services.evaluator.domain.live_entries import (
+    Committed,
     Entry,
     Occurrence,
     PageView,
@@ -81,7 +84,9 @@ class Outbox:
     days: list[tuple[str, str]] = field(default_factory=list)  # (segment, yyyy-mm-dd) checked
 
 
-class LiveStore:
+class LiveStore(LiveReads):
+    """The live tables: writing here, reading in `LiveReads`."""
+
     def __init__(self, url: str) -> None:
         self.database = SqlDatabase(url, MIGRATIONS_DIR, label="the evaluator's live store")
 
@@ -94,13 +99,13 @@ class LiveStore:
     def _upsert(self) -> Any:
         return (postgresql if self.database.dialect == "postgresql" else sqlite).insert
 
-    async def _insert_ignoring(
-        self, conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
+    def _insert_ignoring(
+        self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
     ) -> None:
         """INSERT ... ON CONFLICT DO NOTHING of many rows: one statement executed for all of
         them (compiled once; the driver batches the rows)."""
         if rows:
-            await conn.execute(self._upsert()(table).on_conflict_do_nothing(), list(rows))
+            conn.execute(self._upsert()(table).on_conflict_do_nothing(), list(rows))
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -119,14 +124,15 @@ class LiveStore:
         ]  # fmt: skip
         wanted = {(v.segment, v.user_id, v.scope) for v in views}
         found: dict[tuple[str, str, str], list[tuple[str, datetime]]] = {k: [] for k in wanted}
-        async with self.database.begin() as conn:
-            await self._insert_ignoring(conn, live_page_views, rows)
+
+        def work(conn: Connection) -> None:
+            self._insert_ignoring(conn, live_page_views, rows)
             by_project: dict[str, set[str]] = {}
             for segment, user, _ in wanted:
                 by_project.setdefault(_project_of(segment), set()).add(user)
             for project, users in by_project.items():
                 for chunk_users in _chunks(sorted(users)):
-                    result = await conn.execute(
+                    result = conn.execute(
                         sa.select(PV.segment_id, PV.user_id, PV.scope, PV.event_id, PV.event_ms)
                         .where(PV.project == project, PV.user_id.in_(chunk_users))
                     )  # fmt: skip
@@ -134,40 +140,48 @@ class LiveStore:
                         key = (f"projects/{project}/segments/{r.segment_id}", r.user_id, r.scope)
                         if key in found:
                             found[key].append((r.event_id, from_ms(int(r.event_ms))))
+
+        await self.database.run_transaction(work)
         return found
 
     async def commit(
         self, outbox: Outbox, policies: Mapping[str, Reentry], now: datetime
-    ) -> list[Entry]:
-        """Writes the outbox in one transaction; returns the entries written (occurrences the
-        re-entry policy refuses make none, and a re-sent occurrence adds nothing: its entry
-        is the one written the first time)."""
-        async with self.database.begin() as conn:
-            await self._insert_timers(conn, outbox.timers)
-            now_ms = to_ms(now)
-            for state, ids in (
-                ("fired", outbox.fired), ("cancelled", outbox.cancelled),
-                ("dropped", outbox.dropped),
-            ):  # fmt: skip
-                for chunk in _chunks(ids):
-                    await conn.execute(
-                        sa.update(live_timers)
-                        .where(TM.timer_id.in_(chunk), TM.state == "pending",
-                               TM.claim == outbox.claim)
-                        .values(state=state, done_ms=now_ms)
-                    )  # fmt: skip
-            if outbox.days:
-                rows = [
-                    {"project": _project_of(s), "segment_id": segment_id_of(s), "day": day,
-                     "done_ms": now_ms}
-                    for s, day in outbox.days
-                ]  # fmt: skip
-                await self._insert_ignoring(conn, live_day_checks, rows)
-            if not outbox.occurrences:
-                return []
-            return await self._write_entries(conn, outbox.occurrences, policies, now)
+    ) -> Committed | None:
+        """Writes the outbox in one transaction; returns the cursors it took and the entries
+        it wrote (None: it took none). Occurrences the re-entry policy refuses make none, and
+        a re-sent occurrence adds nothing: its entry is the one written the first time."""
+        return await self.database.run_transaction(
+            lambda conn: self._commit(conn, outbox, policies, now)
+        )
 
-    async def _insert_timers(self, conn: AsyncConnection, timers: Sequence[TimerStart]) -> None:
+    def _commit(
+        self, conn: Connection, outbox: Outbox, policies: Mapping[str, Reentry], now: datetime
+    ) -> Committed | None:
+        self._insert_timers(conn, outbox.timers)
+        now_ms = to_ms(now)
+        for state, ids in (
+            ("fired", outbox.fired), ("cancelled", outbox.cancelled),
+            ("dropped", outbox.dropped),
+        ):  # fmt: skip
+            for chunk in _chunks(ids):
+                conn.execute(
+                    sa.update(live_timers)
+                    .where(TM.timer_id.in_(chunk), TM.state == "pending",
+                           TM.claim == outbox.claim)
+                    .values(state=state, done_ms=now_ms)
+                )  # fmt: skip
+        if outbox.days:
+            rows = [
+                {"project": _project_of(s), "segment_id": segment_id_of(s), "day": day,
+                 "done_ms": now_ms}
+                for s, day in outbox.days
+            ]  # fmt: skip
+            self._insert_ignoring(conn, live_day_checks, rows)
+        if not outbox.occurrences:
+            return None
+        return self._write_entries(conn, outbox.occurrences, policies, now)
+
+    def _insert_timers(self, conn: Connection, timers: Sequence[TimerStart]) -> None:
         rows = [
             {
                 "timer_id": t.timer_id, "project": _project_of(t.segment),
@@ -178,25 +192,27 @@ class LiveStore:
             }
             for t in timers
         ]  # fmt: skip
-        await self._insert_ignoring(conn, live_timers, rows)
+        self._insert_ignoring(conn, live_timers, rows)
 
-    async def _write_entries(
+    def _write_entries(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         occurrences: Sequence[Occurrence],
         policies: Mapping[str, Reentry],
         now: datetime,
-    ) -> list[Entry]:
-        # the counter's row lock first: every entry writer queues here, so what is read
-        # below cannot change before this transaction commits
+    ) -> Committed:
+        unique = {o.entry_id: o for o in occurrences}
+        # the counter's row lock first, taking a cursor for each occurrence: every entry
+        # writer queues here, so what is read below cannot change before this transaction
+        # commits, and transactions commit in the order of their cursors
         counter = live_counter.c
-        cursor = (
-            await conn.execute(
+        last = (
+            conn.execute(
                 sa.update(live_counter).where(counter.name == "entries")
-                .values(value=counter.value).returning(counter.value)
+                .values(value=counter.value + len(unique)).returning(counter.value)
             )
         ).scalar_one()  # fmt: skip
-        unique = {o.entry_id: o for o in occurrences}
+        after = last - len(unique)
         # an occurrence made before is no entry again: for policies that remember users, it
         # must not count as their last entry either, so those are looked up; the others are
         # left to the entry id's unique index (ON CONFLICT DO NOTHING)
@@ -206,7 +222,7 @@ class LiveStore:
         ]  # fmt: skip
         existing: set[str] = set()
         for chunk in _chunks(remembering):
-            result = await conn.execute(sa.select(E.entry_id).where(E.entry_id.in_(chunk)))
+            result = conn.execute(sa.select(E.entry_id).where(E.entry_id.in_(chunk)))
             existing.update(r[0] for r in result)
         by_segment: dict[str, list[Occurrence]] = {}
         for entry_id, o in unique.items():
@@ -218,43 +234,36 @@ class LiveStore:
             if policy.mode is ReentryMode.EVERY_OCCURRENCE:
                 admitted += [(o, False) for o in admit(found, policy, {})]
                 continue
-            last = await self._last_entries(conn, segment, {o.user_id for o in found})
-            admitted += [(o, True) for o in admit(found, policy, last)]
+            known = self._last_entries(conn, segment, {o.user_id for o in found})
+            admitted += [(o, True) for o in admit(found, policy, known)]
         if not admitted:
-            return []
+            return Committed(after, last, [])
         admitted.sort(key=lambda item: item[0].entry_time)  # ties keep the order of arrival
         entries: list[Entry] = []
-        stored_json: dict[str, str] = {}
-        for o, _ in admitted:
-            if o.event_json is not None:
-                stored_json[o.entry_id] = o.event_json
-            cursor += 1
-            entries.append(
-                Entry(cursor, o.entry_id, _project_of(o.segment), o.segment, o.user_id,
-                      o.entry_time, now, is_late(o.entry_time, now), o.event)
-            )  # fmt: skip
-        rows = [
-            {
-                "cursor": e.cursor, "entry_id": e.entry_id, "project": e.project,
-                "segment_id": segment_id_of(e.segment), "user_id": e.user_id,
-                "entry_ms": to_ms(e.entry_time), "create_ms": to_ms(now), "late": e.late,
-                "event_json": stored_json.get(e.entry_id) or event_to_json(e.event),
-            }
-            for e in entries
-        ]  # fmt: skip
-        await self._insert_ignoring(conn, live_entries, rows)
-        await self._remember(conn, [o for o, remember in admitted if remember])
-        await conn.execute(
-            sa.update(live_counter).where(counter.name == "entries").values(value=cursor)
-        )
-        return entries
+        rows: list[dict[str, Any]] = []
+        create_ms = to_ms(now)
+        for cursor, (o, _) in enumerate(admitted, after + 1):
+            # the entry as subscribers are handed it: with its event as a read gives it
+            event = o.event if o.event is not None else event_from_json(o.event_json)
+            entry = Entry(cursor, o.entry_id, _project_of(o.segment), o.segment, o.user_id,
+                          o.entry_time, now, is_late(o.entry_time, now), event)  # fmt: skip
+            entries.append(entry)
+            rows.append({
+                "cursor": cursor, "entry_id": o.entry_id, "project": entry.project,
+                "segment_id": segment_id_of(o.segment), "user_id": o.user_id,
+                "entry_ms": to_ms(o.entry_time), "create_ms": create_ms, "late": entry.late,
+                "event_json": o.event_json or event_to_json(o.event),
+            })  # fmt: skip
+        # an entry id written before (a re-sent occurrence) is left out of what is returned
+        insert = self._upsert()(live_entries).on_conflict_do_nothing().returning(E.cursor)
+        written = {int(r[0]) for r in conn.execute(insert, rows)}
+        self._remember(conn, [o for o, remember in admitted if remember])
+        return Committed(after, last, [e for e in entries if e.cursor in written])
 
-    async def _last_entries(
-        self, conn: AsyncConnection, segment: str, users: set[str]
-    ) -> dict[str, datetime]:
+    def _last_entries(self, conn: Connection, segment: str, users: set[str]) -> dict[str, datetime]:
         last: dict[str, datetime] = {}
         for chunk in _chunks(sorted(users)):
-            result = await conn.execute(
+            result = conn.execute(
                 sa.select(M.user_id, M.last_entry_ms).where(
                     M.project == _project_of(segment),
                     M.segment_id == segment_id_of(segment),
@@ -264,7 +273,7 @@ class LiveStore:
             last.update((r.user_id, from_ms(int(r.last_entry_ms))) for r in result)
         return last
 
-    async def _remember(self, conn: AsyncConnection, admitted: Sequence[Occurrence]) -> None:
+    def _remember(self, conn: Connection, admitted: Sequence[Occurrence]) -> None:
         latest: dict[tuple[str, str], int] = {}
         for o in admitted:
             key = (o.segment, o.user_id)
@@ -278,7 +287,7 @@ class LiveStore:
             return
         statement = self._upsert()(live_members)
         newer = statement.excluded.last_entry_ms
-        await conn.execute(
+        conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["project", "segment_id", "user_id"],
                 set_={"last_entry_ms": sa.case(
@@ -296,22 +305,22 @@ class LiveStore:
         """Claims up to `limit` pending timers due at `now`, unclaimed or whose claim lapsed
         (rows another process is claiming right now are skipped)."""
         now_ms = to_ms(now)
-        async with self.database.begin() as conn:
+
+        def work(conn: Connection) -> list[Timer]:
             due = (
                 sa.select(TM.timer_id)
                 .where(TM.state == "pending", TM.due_ms <= now_ms,
                        sa.or_(TM.claim_until_ms.is_(None), TM.claim_until_ms < now_ms))
                 .order_by(TM.due_ms).limit(limit).with_for_update(skip_locked=True)
             )  # fmt: skip
-            ids = [r[0] for r in await conn.execute(due)]
-            if not ids:
-                return []
-            await conn.execute(
-                sa.update(live_timers).where(TM.timer_id.in_(ids))
+            claimed = conn.execute(
+                sa.update(live_timers).where(TM.timer_id.in_(due))
                 .values(claim=claim, claim_until_ms=now_ms + int(lease / timedelta(milliseconds=1)))
+                .returning(*live_timers.c)
             )  # fmt: skip
-            rows = await conn.execute(sa.select(live_timers).where(TM.timer_id.in_(ids)))
-            return [timer_from_row(r) for r in rows]
+            return sorted((timer_from_row(r) for r in claimed), key=lambda t: t.due)
+
+        return await self.database.run_transaction(work)
 
     async def next_due(self) -> datetime | None:
         """When the earliest pending timer is due (None: no pending timer)."""
@@ -333,79 +342,6 @@ class LiveStore:
         async with self.database.read() as conn:
             rows = await conn.execute(sa.select(D.project, D.segment_id).where(D.day == day))
             return {f"projects/{r.project}/segments/{r.segment_id}" for r in rows}
-
-    # --- reading ------------------------------------------------------------------------------
-
-    async def last_cursor(self) -> int:
-        counter = live_counter.c
-        async with self.database.read() as conn:
-            result = await conn.execute(sa.select(counter.value).where(counter.name == "entries"))
-            return int(result.scalar_one())
-
-    async def entries_after(
-        self, project: str, segment_id: str | None, after: int, limit: int
-    ) -> list[Entry]:
-        query = (
-            sa.select(live_entries)
-            .where(E.project == project, E.cursor > after)
-            .order_by(E.cursor)
-            .limit(limit)
-        )
-        if segment_id is not None:
-            query = query.where(E.segment_id == segment_id)
-        async with self.database.read() as conn:
-            return [entry_from_row(r) for r in await conn.execute(query)]
-
-    def _in_window(self, project: str, segment_id: str, start: int | None, end: int) -> Any:
-        where = [E.project == project, E.segment_id == segment_id, E.entry_ms <= end]
-        if start is not None:
-            where.append(E.entry_ms >= start)
-        return sa.and_(*where)
-
-    async def entered_per_bucket(
-        self, project: str, segment_id: str, start: datetime, end: datetime, bucket: timedelta
-    ) -> dict[int, int]:
-        """Distinct users who entered in each bucket of [start, end): {bucket index: count}."""
-        start_ms, size = to_ms(start), int(bucket / timedelta(milliseconds=1))
-        index = (E.entry_ms - start_ms) // size
-        query = (
-            sa.select(index.label("bucket"), sa.func.count(sa.distinct(E.user_id)))
-            .where(self._in_window(project, segment_id, start_ms, to_ms(end) - 1))
-            .group_by(index)
-        )
-        async with self.database.read() as conn:
-            return {int(r[0]): int(r[1]) for r in await conn.execute(query)}
-
-    async def member_ids(
-        self,
-        project: str,
-        segment_id: str,
-        start: datetime | None,
-        end: datetime,
-        user_ids: Sequence[str] | None = None,
-        after: str = "",
-        limit: int = 10_000,
-    ) -> list[str]:
-        """Users with an entry in [start, end] (inclusive), by user id after `after`."""
-        where = self._in_window(
-            project, segment_id, None if start is None else to_ms(start), to_ms(end)
-        )
-        query = sa.select(E.user_id).where(where, E.user_id > after).distinct()
-        if user_ids is not None:
-            query = query.where(E.user_id.in_(list(user_ids)))
-        async with self.database.read() as conn:
-            rows = await conn.execute(query.order_by(E.user_id).limit(limit))
-            return [r[0] for r in rows]
-
-    async def member_count(
-        self, project: str, segment_id: str, start: datetime | None, end: datetime
-    ) -> int:
-        where = self._in_window(
-            project, segment_id, None if start is None else to_ms(start), to_ms(end)
-        )
-        query = sa.select(sa.func.count(sa.distinct(E.user_id))).where(where)
-        async with self.database.read() as conn:
-            return int((await conn.execute(query)).scalar_one())
 
     # --- retention ----------------------------------------------------------------------------
 

@@ -77,6 +77,17 @@ class Entry:
     event: LiveEvent | None
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What one transaction of the live store wrote: it took the cursors after `after` up to
+    `last` (no other transaction has any of them; an occurrence written before leaves its
+    cursor unused), and these entries, in cursor order."""
+
+    after: int
+    last: int
+    entries: list[Entry]
+
+
 def is_late(entry_time: datetime, create_time: datetime) -> bool:
     return create_time - entry_time > LATE_AFTER
 

@@ -21,7 +21,6 @@ from libs.clickhouse.port import ClickHouse
 from libs.common import metrics
 from libs.common.errors import Unavailable
 from libs.common.logging import get_logger
-from libs.common.wakeup import Wakeup
 from libs.model.definition import (
     DateTrigger,
     PageCountTrigger,
@@ -42,6 +41,7 @@ from services.evaluator.domain.live_entries import (
 from services.evaluator.domain.live_triggers import CompiledSegment, LiveIndex, LiveSegment
 from services.evaluator.domain.ports import SegmentSource
 from services.evaluator.domain.records import EventBatch
+from services.evaluator.live.delivery import EntryBroadcast
 
 _log = get_logger("segments.live")
 
@@ -56,14 +56,6 @@ class LiveSettings:
     ready_timeout: float = 10.0
     #: how often subscribers and workers look for what other processes wrote
     poll_seconds: float = 0.25
-
-
-class EntryBroadcast(Wakeup):
-    """Wakes this process's subscribers when entries were written."""
-
-    def publish(self, entries: Sequence[Entry]) -> None:
-        if entries:
-            self.notify()
 
 
 class LiveEngine:
@@ -239,10 +231,13 @@ class LiveEngine:
         return {r[0] for r in await self.ch.query(query.sql, query.params)}
 
     async def commit(self, outbox: Outbox, now: datetime) -> list[Entry]:
-        entries = await self.store.commit(outbox, self.policies(), now)
-        self.broadcast.publish(entries)
-        record_entries(entries)
-        return entries
+        """Writes the outbox, then hands what it wrote to this process's subscribers."""
+        committed = await self.store.commit(outbox, self.policies(), now)
+        if committed is None:
+            return []
+        self.broadcast.publish(committed)
+        record_entries(committed.entries)
+        return committed.entries
 
 
 def record_entries(entries: Sequence[Entry]) -> None:

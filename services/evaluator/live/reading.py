@@ -1,5 +1,5 @@
-"""Reading live segments: following entries (StreamLiveEntries), counting them per time
-bucket (CountLiveEntries) and membership over a window (CountSegment, StreamAudience and
+"""Reading live segments (following entries is `delivery`): counting them per time bucket
+(CountLiveEntries) and membership over a window (CountSegment, StreamAudience and
 CheckMembership of a live segment)."""
 
 from __future__ import annotations
@@ -9,15 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from libs.common.errors import InvalidArgument
-from libs.common.wakeup import wait_for
 from libs.model.definition import TimeWindow, TodayWindow
 from services.evaluator.adapters.live_queries import active_users
-from services.evaluator.domain.live_entries import Entry, local_day
+from services.evaluator.domain.live_entries import local_day
 from services.evaluator.domain.windows import local_midnight, resolve
 from services.evaluator.live.engine import LiveEngine
 
-#: Entries read per round trip while following.
-FOLLOW_PAGE = 500
 MINUTE = timedelta(minutes=1)
 MAX_MINUTE_BUCKETS = 10_080  # one week
 MAX_DAY_BUCKETS = 3_660  # ten years
@@ -32,24 +29,6 @@ def parse_cursor(value: str, field: str) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise InvalidArgument.field(field, f"not a cursor of a live entry: {value!r}")
     return int(value)
-
-
-async def follow(
-    engine: LiveEngine, project: str, segment_id: str | None, after: int
-) -> AsyncIterator[Entry]:
-    """The project's (or one segment's) entries after cursor `after`, in cursor order: the
-    stored ones first, then new ones as they are written."""
-    store = engine.store
-    position = after
-    while True:
-        notified = engine.broadcast.current()
-        page = await store.entries_after(project, segment_id, position, FOLLOW_PAGE)
-        for entry in page:
-            yield entry
-            position = entry.cursor
-        if len(page) < FOLLOW_PAGE:
-            # woken at once by this process's writes; other processes' every poll interval
-            await wait_for(notified, engine.settings.poll_seconds)
 
 
 # --- counts per bucket ------------------------------------------------------------------------
