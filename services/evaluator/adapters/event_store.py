@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,12 +109,12 @@ class EventStore:
         """Stores the prepared events whose id is new; returns (accepted, duplicates).
 
         Each id is written before its event, with the event's sort key and the attempt's
-        token, then the event, then its user, then the token as finished: a crash between the
-        writes leaves ids of an unfinished attempt, and a re-sent batch looks for their events
-        (the key says where) and stores the missing ones then, so an event is neither lost
-        nor stored twice. The users of a re-sent batch's events stored before are written
-        again (the earliest time wins), so a crash before its users were written is repaired
-        too.
+        token, then the event, then its user and the token as finished (side by side): a
+        crash between the writes leaves ids of an unfinished attempt, and a re-sent batch
+        looks for their events (the key says where) and stores the missing ones then, so an
+        event is neither lost nor stored twice. The users of a re-sent batch's events stored
+        before are written again (the earliest time wins), so a crash before its users were
+        written is repaired too.
         """
         project, received = prepared.project, prepared.received
         async with self._locks(f"events:{project}"):
@@ -128,12 +129,18 @@ class EventStore:
                 if len(keep) < len(batch):
                     prepared = self.prepare(project, batch.select(keep))
             if len(prepared.batch):
-                # one statement at a time: run side by side they only contend for the cores
                 await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
                 await self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT)
-                await self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT)
+                # the users and the token side by side: a re-sent batch writes again the users
+                # of the events it finds stored, whether or not the token was written
                 finished = encode_insert(["project", "batch"], [[project], [prepared.batch_id]])
-                await self._ch.insert_encoded("ingest_batches", finished, _SYNC_INSERT)
+                for outcome in await asyncio.gather(
+                    self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT),
+                    self._ch.insert_encoded("ingest_batches", finished, _SYNC_INSERT),
+                    return_exceptions=True,  # both finish before the lock is released
+                ):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
             if earlier:
                 await self._ch.insert_encoded("users", _users(project, earlier), _SYNC_INSERT)
         accepted = len(prepared.batch)
