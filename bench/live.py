@@ -2,15 +2,17 @@
 
 Each scenario runs in its own process (its own peak memory, VmHWM), against the definition
 and evaluator services in that process on an ephemeral port (chDB and SQLite in a temporary
-directory), through gRPC:
+directory), through gRPC; with `--server-process` (latency and timers) the services run in a
+`segments serve all` process of their own instead, the clients staying in the scenario's:
 
 1. ingest: the same synthetic events (20 event names, an `amount` number) ingested with no
    live segment, then into a project with 100 live segments of the typical mix, then of the
    heavy mix (`_definitions`), in 5,000-event messages; events/s of each and the ratios, in
    one run.
-2. latency: with the 100 segments, events sent at 1,000/s (50 every 50 ms) while a
-   subscriber follows StreamLiveEntries; the time from sending an event to receiving its
-   entry, p50 and p99.
+2. latency: with the 100 segments, events sent at 1,000/s (a call of 50 every 50 ms, each
+   waiting for the one before; `--overlap`: not waiting) while a subscriber follows
+   StreamLiveEntries; the time from sending an event to receiving its entry, p50 and p99,
+   and the rate achieved.
 3. timers: N pending inaction timers due at 1,000 a second, then N due at the same instant;
    how late each entry arrives at the subscriber after its timer was due, p50 and p99.
 4. sigkill: N timers due at 1,000 a second in a `segments serve all` process killed with
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,40 @@ class Suite:
         return time.perf_counter() - started
 
 
+class ProcessSuite(Suite):
+    """The same services in a `segments serve all` process of their own (the benchmark's
+    clients in this one, as a deployment's subscribers and senders are); its peak memory is
+    `server_peak_rss_mb` once closed."""
+
+    async def __aenter__(self) -> ProcessSuite:
+        import grpc
+
+        from bench.live_sigkill import _Process
+        from segments.v1 import definition_service_pb2_grpc as dgrpc
+        from segments.v1 import evaluator_service_pb2_grpc as egrpc
+
+        self._dir = tempfile.TemporaryDirectory(prefix="segments-live-bench-")
+        key = secrets.token_urlsafe(32)
+        self.auth = (("authorization", f"Bearer {key}"),)
+        self._projects = set()
+        self.process = _Process(Path(self._dir.name), key)
+        await self.process.ready()
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.process.port}")
+        self.definitions = dgrpc.SegmentDefinitionServiceStub(self.channel)
+        self.evaluator = egrpc.SegmentEvaluatorServiceStub(self.channel)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server_peak_rss_mb = round(peak_rss_mb(self.process.proc.pid), 1)
+        await self.channel.close(None)
+        self.process.stop()
+        self._dir.cleanup()
+
+
+def _suite(server_process: bool) -> Suite:
+    return ProcessSuite() if server_process else Suite()
+
+
 async def scenario_ingest(total: int) -> dict[str, Any]:
     """Rounds of the three ingests in turn (each round new event ids, the order rotating), so
     that a passing load, or the growing table, weighs on all three alike; medians."""
@@ -223,14 +259,19 @@ async def _follow(
             return
 
 
-async def scenario_latency(seconds: int) -> dict[str, Any]:
-    """Entry latency at 1,000 events/s, and, for comparison, how long the IngestEvents calls
-    themselves took (the entry is written once the events are stored, before the call
-    answers)."""
+async def scenario_latency(
+    seconds: int, overlap: bool = False, server_process: bool = False
+) -> dict[str, Any]:
+    """Entry latency at 1,000 events/s (a call of 50 events every 50 ms), and, for comparison,
+    how long the IngestEvents calls themselves took (the entry is written while the events are
+    stored, before the call answers). A call waits for the one before to answer (a client
+    sending one call at a time: when a call takes longer than 50 ms the rate falls short, see
+    `events_per_s`); with `overlap` a call starts every 50 ms whatever the ones before do.
+    With `server_process` the services run in a process of their own."""
     from segments.v1 import definition_model_pb2 as dm
     from segments.v1 import evaluator_service_pb2 as pb
 
-    async with Suite() as suite:
+    async with _suite(server_process) as suite:
         await suite.define("lat", _definitions(dm))
         sent: dict[str, float] = {}
         seen: dict[str, float] = {}
@@ -238,24 +279,38 @@ async def scenario_latency(seconds: int) -> dict[str, Any]:
         ready = asyncio.Event()
         follower = asyncio.create_task(_follow(suite, "lat", seen, 10**9, ready))
         await ready.wait()
-        tick = time.perf_counter()
+
+        async def send(batch: list[Any]) -> None:
+            at = time.perf_counter()
+            for e in batch:
+                sent[e.event_id] = at
+            calls.append(await suite.ingest("lat", batch) * 1000)
+
+        in_flight: set[asyncio.Task[None]] = set()
+        started = tick = time.perf_counter()
         for step in range(seconds * 20):
             batch = [_event(pb, step * 50 + k, datetime.now(UTC), name=f"ev{9 + 10 * (k % 2)}")
                      for k in range(50)]  # fmt: skip
             for e in batch:  # each of them makes an entry (the filter passes)
                 e.properties["amount"].number_value = 99.0
-            at = time.perf_counter()
-            calls.append(await suite.ingest("lat", batch) * 1000)
-            for e in batch:
-                sent[e.event_id] = at
+            if overlap:
+                task = asyncio.create_task(send(batch))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            else:
+                await send(batch)
             tick += 0.05
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+        await asyncio.gather(*in_flight)
+        elapsed = time.perf_counter() - started
         await asyncio.sleep(2.0)
         follower.cancel()
     delays = sorted((seen[i] - sent[i]) * 1000 for i in sent if i in seen)
     calls.sort()
     return {
-        "events": len(sent), "entries_received": len(delays),
+        **_server(suite),
+        "events": len(sent), "entries_received": len(delays), "overlapping_calls": overlap,
+        "events_per_s": round(len(sent) / elapsed),
         "p50_ms": round(statistics.median(delays), 2),
         "p99_ms": round(delays[int(len(delays) * 0.99) - 1], 2),
         "ingest_call_p50_ms": round(statistics.median(calls), 2),
@@ -300,14 +355,21 @@ async def _timers(suite: Suite, project: str, count: int, within: float, spread:
     }  # fmt: skip
 
 
-async def scenario_timers(count: int) -> dict[str, Any]:
+async def scenario_timers(count: int, server_process: bool = False) -> dict[str, Any]:
     """Timers due at 1,000 a second (the goal's case), then the same number due at once (how
     fast a burst drains)."""
     within = 60.0 if count > 20_000 else 8.0
-    async with Suite() as suite:
+    async with _suite(server_process) as suite:
         spread = await _timers(suite, "spread", count, within, count / 1000)
         burst = await _timers(suite, "burst", count, within, 0.0)
-    return {"due_at_1000_per_s": spread, "due_at_once": burst}
+    return {**_server(suite), "due_at_1000_per_s": spread, "due_at_once": burst}
+
+
+def _server(suite: Suite) -> dict[str, Any]:
+    """Where the services ran (and their peak memory when in a process of their own)."""
+    if isinstance(suite, ProcessSuite):
+        return {"server": "own process", "server_peak_rss_mb": suite.server_peak_rss_mb}
+    return {"server": "this process"}
 
 
 def _child(scenario: str, size: int) -> dict[str, Any]:
@@ -323,6 +385,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
     parser.add_argument("--scenario", choices=["ingest", "latency", "timers", "sigkill"])
     parser.add_argument("--size", type=int, default=0)
+    parser.add_argument(
+        "--overlap", action="store_true",
+        help="latency: start a call every 50 ms without waiting for the ones before",
+    )  # fmt: skip
+    parser.add_argument(
+        "--server-process", action="store_true",
+        help="latency, timers: the services in a process of their own (`segments serve all`)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.scenario:
         from libs.common.logging import configure_logging
@@ -330,8 +400,11 @@ def main() -> None:
         configure_logging("ERROR")
         from bench.live_sigkill import scenario_sigkill
 
-        run = {"ingest": scenario_ingest, "latency": scenario_latency, "timers": scenario_timers,
-               "sigkill": scenario_sigkill}  # fmt: skip
+        run: dict[str, Callable[[int], Coroutine[Any, Any, dict[str, Any]]]] = {
+            "ingest": scenario_ingest, "sigkill": scenario_sigkill,
+            "latency": lambda size: scenario_latency(size, args.overlap, args.server_process),
+            "timers": lambda size: scenario_timers(size, args.server_process),
+        }  # fmt: skip
         result = asyncio.run(run[args.scenario](args.size))
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
         print(json.dumps(result))
