@@ -48,12 +48,10 @@ from libs.model.definition import (
     EventSpec,
     FirstTime,
     Inaction,
-    LastWindow,
     Node,
     PastBehaviorQuery,
     SystemDefinition,
     SystemSegmentKind,
-    TimeUnit,
     UserProperty,
 )
 from services.evaluator.domain.compiler import CompiledQuery
@@ -125,18 +123,14 @@ def unsupported(definition: Definition) -> str | None:
                     if (prop.comparison.operator in _RELATIVE)
                     else None
                 )
-            case DidEvent(event=spec, window=window) | DidNotEvent(event=spec, window=window):
-                specs, windows = [spec], [window]
-            case Inaction(did=did, did_not=did_not, window=window):
-                specs, windows = [did, did_not], [window]
-            case FirstTime(event=spec):
-                specs, windows = [spec], []
+            case DidEvent(event=spec) | DidNotEvent(event=spec) | FirstTime(event=spec):
+                specs = [spec]
+            case Inaction(did=did, did_not=did_not):
+                specs = [did, did_not]
             case _:
                 return f"{type(condition).__name__} is evaluated day by day"
         if any(filters_relative(s) for s in specs):
             return "compares with the evaluation instant"
-        if any(isinstance(w, LastWindow) and w.offset.unit is TimeUnit.MONTH for w in windows):
-            return "a window of calendar months"
         return None
 
     def walk(node: Node) -> str | None:

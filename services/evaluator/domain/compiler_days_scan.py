@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from libs.model.definition import (
     Aggregate,
@@ -92,6 +93,8 @@ class DayScan:
         lo = f"greatest({self.day_of(_TS)}, 0)"
         last = str(self.ctx.day_count - 1)
         match window:
+            case LastWindow(offset=offset) if offset.unit is TimeUnit.MONTH:
+                return TRUE, lo, self._calendar_hi(window), start
             case LastWindow(offset=offset):
                 span = offset.amount * FIXED_MS[offset.unit]
                 if span >= _CEILING_MS - _FLOOR_MS:
@@ -112,6 +115,45 @@ class DayScan:
                     parts.append(time_compare("event_time", "<", bounds.end, self.params))
                 return and_all(parts), lo, last, bounds.start
         raise ValueError(f"unknown time window {window!r}")
+
+    def _calendar_hi(self, window: TimeWindow) -> str:
+        """The last day whose window start (computed here for every day: calendar months
+        have no fixed length) is at or before the event.
+
+        The starts rise with the days; every start of one local day is normally the same
+        instant (the day's last millisecond less N months, days clamped to the month's end).
+        So for an event on local day y: the days whose start lies on an earlier local day
+        count, the ones starting on a later day do not, and those starting on day y count
+        when the event is at or after that start: three lookups by y. When some local day
+        holds two different starts, every event is compared with every start instead."""
+        zone = ZoneInfo(self.ctx.time_zone)
+        starts = []
+        for index in range(self.ctx.day_count):
+            start = resolve(window, self.ctx.as_of(index), self.ctx.time_zone).start
+            assert start is not None
+            starts.append(start)
+        ms = [to_ms(s, "ceil") for s in starts]
+        days = [(s.astimezone(zone).date() - self.ctx.first_day).days for s in starts]
+        first, final = min(days), max(days)
+        instants: dict[int, set[int]] = {}
+        for day, start_ms in zip(days, ms, strict=True):
+            instants.setdefault(day, set()).add(start_ms)
+        if final - first > 4 * self.ctx.day_count + 62 or any(
+            len(v) > 1 for v in instants.values()
+        ):
+            bound = self.params.bind(ms, "Array(Int64)")
+            return f"(arrayLastIndex(s -> s <= {_TS}, {bound}) - 1)"
+        span = range(first, final + 1)
+        before = [sum(1 for d in days if d < y) for y in span]
+        through = [sum(1 for d in days if d <= y) for y in span]
+        at = [min(instants.get(y, {0})) for y in span]
+        arrays = [self.params.bind(v, "Array(Int64)") for v in (before, through, at)]
+        y = self.day_of(_TS)
+        i = f"({y} - {self.params.integer(first)} + 1)"
+        last = self.ctx.day_count - 1
+        inside = f"if({_TS} >= {arrays[2]}[{i}], {arrays[1]}[{i}], {arrays[0]}[{i}]) - 1"
+        low, high = self.params.integer(first), self.params.integer(final)
+        return f"if({y} < {low}, -1, if({y} > {high}, {last}, {inside}))"
 
     def _pairs(self, prefix: str, condition: str, lo: str, hi: str, extra: str = "") -> str:
         """groupArray of (lo, hi[, extra]) of the rows matching `condition` on some day."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from libs.clickhouse.port import ClickHouse
 from libs.model.definition import (
     Definition,
     DidEvent,
+    DidNotEvent,
     Inaction,
     LastWindow,
     Node,
@@ -31,11 +32,12 @@ from services.evaluator.domain.compiler_days import (
     unsupported,
 )
 from services.evaluator.domain.figures import Figures, figures_from_row, figures_query
+from services.evaluator.domain.windows import resolve
 
 from .helpers import q, spec
 from .strategies import Case, cases
 from .test_properties import runner
-from .world import World, load
+from .world import Event, World, load
 
 DAYS = 8
 
@@ -107,7 +109,7 @@ def test_what_one_query_covers() -> None:
     months = LastWindow(RelativeOffset(2, TimeUnit.MONTH))
     assert unsupported(q(DidEvent(spec("A"), week))) is None
     assert unsupported(q(Inaction(spec("A"), spec("B"), week, timedelta(hours=1)))) is None
-    assert unsupported(q(DidEvent(spec("A"), months))) == "a window of calendar months"
+    assert unsupported(q(DidEvent(spec("A"), months))) is None
     sequence = q(Sequence((spec("A"), spec("B")), week, None))
     assert unsupported(sequence) == "Sequence is evaluated day by day"
     nested = PastBehaviorQuery(
@@ -115,3 +117,30 @@ def test_what_one_query_covers() -> None:
         included_segments=("projects/proj/segments/x",),
     )
     assert unsupported(nested) == "includes or excludes segments"
+
+
+@pytest.mark.parametrize("ch", ["chdb"], indirect=True)
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "UTC"])
+async def test_calendar_month_windows_at_their_boundaries(ch: ClickHouse, zone: str) -> None:
+    """ "Last N months" over days across month ends (days clamped to the shorter month) and a
+    daylight-saving change: events exactly at each day's window start and 1 ms before it."""
+    ctx = DaysContext("proj", zone, date(2024, 3, 26), 10)
+    events = []
+    for months in (1, 2):
+        window = LastWindow(RelativeOffset(months, TimeUnit.MONTH))
+        for index in range(ctx.day_count):
+            start = resolve(window, ctx.as_of(index), zone).start
+            assert start is not None
+            for shift, user in ((timedelta(0), "on"), (-timedelta(milliseconds=1), "before")):
+                events.append(Event(f"{user}-{months}-{index}", f"M{months}", start + shift))
+    world = World(events)
+    await load(ch, world)
+    for months in (1, 2):
+        window = LastWindow(RelativeOffset(months, TimeUnit.MONTH))
+        for definition in (
+            q(DidEvent(spec(f"M{months}"), window)),
+            q(DidNotEvent(spec(f"M{months}"), window)),
+        ):
+            expected = await day_by_day(ch, world, definition, ctx)
+            assert await in_one_query(ch, definition, ctx) == expected, (zone, months)
+            assert any(f.user_count for f in expected)
