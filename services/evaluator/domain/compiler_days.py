@@ -54,6 +54,9 @@ from libs.model.definition import (
     SystemSegmentKind,
     UserProperty,
 )
+from libs.model.definition import (
+    Sequence as SequenceCondition,
+)
 from services.evaluator.domain.compiler import CompiledQuery
 from services.evaluator.domain.compiler_days_scan import DayScan
 from services.evaluator.domain.compiler_plan import (
@@ -125,6 +128,8 @@ def unsupported(definition: Definition) -> str | None:
                 )
             case DidEvent(event=spec) | DidNotEvent(event=spec) | FirstTime(event=spec):
                 specs = [spec]
+            case SequenceCondition(steps=steps):
+                specs = list(steps)
             case Inaction(did=did, did_not=did_not):
                 specs = [did, did_not]
             case _:

@@ -21,6 +21,7 @@ from libs.model.definition import (
     Inaction,
     LastWindow,
     RangeWindow,
+    Sequence,
     SinceWindow,
     TimeUnit,
     TimeWindow,
@@ -51,6 +52,7 @@ FIXED_MS = {
 _CEILING_MS = to_ms(CEILING, "floor")
 _FLOOR_MS = to_ms(FLOOR, "floor")
 _TS = "toUnixTimestamp64Milli(event_time)"
+_NO_TIME = "9223372036854775807"  # greater than any millisecond timestamp
 
 
 class DayScan:
@@ -202,7 +204,34 @@ class DayScan:
                 return self._inaction(prefix, condition), False
             case FirstTime(event=event, window=window):
                 return self._first_time(prefix, event, window), False
+            case Sequence():
+                return self._sequence(prefix, condition), False
         raise ValueError(f"not a clause evaluated over days: {condition!r}")
+
+    def _sequence(self, prefix: str, clause: Sequence) -> str:
+        """Chains t1 < t2 < ... (each within T of the previous when set) of events all inside
+        day `d`'s window: the single-instant rule (compiler_clauses) over each step's events
+        covering that day."""
+        if not clause.steps:
+            return self._add(prefix, self.per_day("0"))
+        rows, lo, hi, since = self.window(clause.window)
+        reach = ""
+        for index, step in enumerate(clause.steps):
+            matched = and_all([self._matches(step, since), rows])
+            pairs = self._pairs(f"{prefix}_s{index}", matched, lo, hi, _TS)
+            times = f"arrayMap(x -> x.3, arrayFilter(x -> x.1 <= d AND d <= x.2, {pairs}))"
+            if index == 0:
+                reach = times
+            elif clause.within is None:
+                earliest = f"arrayMin(arrayPushBack({reach}, {_NO_TIME}))"
+                reach = f"arrayFilter(t -> t > {earliest}, {times})"
+            else:
+                span = self.params.integer(duration_ms(clause.within))
+                reach = (
+                    f"arrayFilter(t -> arrayExists(r -> r < t AND r >= t - {span}, {reach}), "
+                    f"{times})"
+                )
+        return self._add(prefix, self.per_day(f"notEmpty({reach})"))
 
     def _aggregate(
         self, prefix: str, matched: str, lo: str, hi: str, aggregate: Aggregate

@@ -17,6 +17,7 @@ from libs.model.definition import (
     DidEvent,
     DidNotEvent,
     Inaction,
+    InSegment,
     LastWindow,
     Node,
     PastBehaviorQuery,
@@ -111,7 +112,9 @@ def test_what_one_query_covers() -> None:
     assert unsupported(q(Inaction(spec("A"), spec("B"), week, timedelta(hours=1)))) is None
     assert unsupported(q(DidEvent(spec("A"), months))) is None
     sequence = q(Sequence((spec("A"), spec("B")), week, None))
-    assert unsupported(sequence) == "Sequence is evaluated day by day"
+    assert unsupported(sequence) is None
+    nowhere = q(InSegment("projects/proj/segments/x"))
+    assert unsupported(nowhere) == "InSegment is evaluated day by day"
     nested = PastBehaviorQuery(
         root=Node(condition=DidEvent(spec("A"), week)),
         included_segments=("projects/proj/segments/x",),
