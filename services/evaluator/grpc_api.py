@@ -14,7 +14,6 @@ import grpc
 
 from libs.common import metrics
 from libs.common.errors import DomainError, InvalidArgument
-from libs.common.page_tokens import Cursor, decode_page_token, encode_page_token, fingerprint
 from libs.model.definition import PartnerDefinition
 from libs.model.definition_proto import (
     datetime_to_timestamp,
@@ -23,7 +22,6 @@ from libs.model.definition_proto import (
 )
 from segments.v1 import evaluator_service_pb2 as pb
 from segments.v1 import evaluator_service_pb2_grpc as pb_grpc
-from services.evaluator.adapters.snapshot_store import SnapshotInfo
 from services.evaluator.application import Evaluator
 from services.evaluator.audience_messages import table_chunks
 from services.evaluator.domain.names import (
@@ -31,8 +29,6 @@ from services.evaluator.domain.names import (
     parse_profile,
     parse_project,
     parse_segment,
-    parse_snapshot,
-    snapshot_name,
 )
 from services.evaluator.domain.records import (
     EventBatch,
@@ -43,6 +39,7 @@ from services.evaluator.domain.records import (
 from services.evaluator.event_messages import say_what_was_stored, valid_events
 from services.evaluator.grpc_figures import FigureRpcs
 from services.evaluator.grpc_live import LiveRpcs
+from services.evaluator.grpc_snapshots import SnapshotRpcs
 from services.evaluator.live_messages import live_window
 from services.evaluator.profile_messages import audience_member, profile_from_pb, profile_to_pb
 from services.evaluator.uploads import upload_custom_list
@@ -64,16 +61,6 @@ def _row_error(e: RowError) -> pb.RowError:
     return pb.RowError(index=e.index, field=e.field, description=e.description)
 
 
-def _snapshot(segment: str, info: SnapshotInfo) -> pb.Snapshot:
-    return pb.Snapshot(
-        name=snapshot_name(parse_segment(segment), info.version),
-        version=info.version,
-        as_of=datetime_to_timestamp(info.as_of),
-        user_count=info.user_count,
-        create_time=datetime_to_timestamp(info.create_time),
-    )
-
-
 def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None:
     accepted, duplicates = counts
     out.accepted_count += accepted
@@ -82,7 +69,9 @@ def _count_stored(out: pb.IngestEventsResponse, counts: tuple[int, int]) -> None
     metrics.EVENTS_INGESTED.labels("duplicate").inc(duplicates)
 
 
-class EvaluatorServicer(LiveRpcs, FigureRpcs, pb_grpc.SegmentEvaluatorServiceServicer):
+class EvaluatorServicer(
+    LiveRpcs, FigureRpcs, SnapshotRpcs, pb_grpc.SegmentEvaluatorServiceServicer
+):
     def __init__(self, evaluator: Evaluator) -> None:
         self.ev = evaluator
 
@@ -350,64 +339,3 @@ class EvaluatorServicer(LiveRpcs, FigureRpcs, pb_grpc.SegmentEvaluatorServiceSer
             member_user_ids=[u for u in dict.fromkeys(ids) if u in found],
             snapshot_version=version,
         )
-
-    async def CreateSnapshot(self, request: pb.CreateSnapshotRequest, context: Ctx) -> pb.Snapshot:
-        info = await self.ev.create_snapshot(request.parent, _as_of(request))
-        return _snapshot(request.parent, info)
-
-    async def GetSnapshot(self, request: pb.GetSnapshotRequest, context: Ctx) -> pb.Snapshot:
-        segment, version = parse_snapshot(request.name)
-        info = await self.ev.snapshots.get(segment.project, segment.name, version)
-        return _snapshot(segment.name, info)
-
-    async def ListSnapshots(
-        self, request: pb.ListSnapshotsRequest, context: Ctx
-    ) -> pb.ListSnapshotsResponse:
-        segment = parse_segment(request.parent, "parent")
-        if request.page_size < 0:
-            raise InvalidArgument.field("page_size", "must not be negative")
-        size = min(request.page_size or 100, 100)
-        bound_to = fingerprint("snapshots", segment.name)
-        before = _token_key(request.page_token, bound_to, int)
-        found = await self.ev.snapshots.versions(segment.project, segment.name, size + 1, before)
-        out = pb.ListSnapshotsResponse(snapshots=[_snapshot(segment.name, s) for s in found[:size]])
-        if len(found) > size:
-            out.next_page_token = encode_page_token(bound_to, Cursor(found[size - 1].version, ""))
-        return out
-
-    async def ListSnapshotChanges(
-        self, request: pb.ListSnapshotChangesRequest, context: Ctx
-    ) -> pb.ListSnapshotChangesResponse:
-        segment = parse_segment(request.parent, "parent")
-        if request.page_size < 0:
-            raise InvalidArgument.field("page_size", "must not be negative")
-        size = min(request.page_size or 10_000, 10_000)
-        await self.ev.snapshots.get(segment.project, segment.name, request.from_version)
-        await self.ev.snapshots.get(segment.project, segment.name, request.to_version)
-        bound_to = fingerprint(
-            "snapshot_changes", segment.name, str(request.from_version), str(request.to_version)
-        )
-        after = _token_key(request.page_token, bound_to, str) or ""
-        found = await self.ev.snapshots.changes(
-            segment.project, segment.name, request.from_version, request.to_version, after,
-            size + 1,
-        )  # fmt: skip
-        out = pb.ListSnapshotChangesResponse(
-            changes=[
-                pb.SnapshotChange(user_id=u, kind=pb.ChangeKind.ValueType(k))
-                for u, k in found[:size]
-            ]
-        )
-        if len(found) > size:
-            out.next_page_token = encode_page_token(bound_to, Cursor(found[size - 1][0], ""))
-        return out
-
-
-def _token_key(token: str, bound_to: str, kind: type[K]) -> K | None:
-    """The sort key of a page token of this request (None without a token)."""
-    if not token:
-        return None
-    key = decode_page_token(token, bound_to).key
-    if not isinstance(key, kind):
-        raise InvalidArgument.field("page_token", "not a page token issued by this service")
-    return key
