@@ -81,6 +81,26 @@ def compare_value(value: float, op: ComparisonOperator, values: tuple[float, ...
     raise ValueError(f"{op.value} is not an aggregate operator")
 
 
+def compare_sql(
+    params: Params, value: str, op: ComparisonOperator, values: tuple[float, ...]
+) -> str:
+    """An aggregate comparison of the SQL expression `value` (values bound in `params`)."""
+    if op is ComparisonOperator.BETWEEN:
+        low, high = params.number(values[0]), params.number(values[1])
+        return f"({value} >= {low} AND {value} <= {high})"
+    symbol = {
+        ComparisonOperator.GREATER_THAN: ">",
+        ComparisonOperator.GREATER_THAN_OR_EQUAL: ">=",
+        ComparisonOperator.LESS_THAN: "<",
+        ComparisonOperator.LESS_THAN_OR_EQUAL: "<=",
+        ComparisonOperator.EQUALS: "=",
+        ComparisonOperator.NOT_EQUALS: "!=",
+    }.get(op)
+    if symbol is None:
+        raise ValueError(f"{op.value} is not an aggregate operator")
+    return f"{value} {symbol} {params.number(values[0])}"
+
+
 @dataclass
 class EventScan:
     """Accumulates the aggregates of every behavioural clause of one query."""
@@ -175,24 +195,8 @@ class EventScan:
             empty_value = aggregate.include_non_performers and compare_value(
                 0.0, aggregate.operator, aggregate.values
             )
-        test = self._compare(value, aggregate.operator, aggregate.values)
+        test = compare_sql(self.params, value, aggregate.operator, aggregate.values)
         return Clause(self._add(prefix, and_all([guard, test])), empty_value=empty_value)
-
-    def _compare(self, value: str, op: ComparisonOperator, values: tuple[float, ...]) -> str:
-        if op is ComparisonOperator.BETWEEN:
-            low, high = self.params.number(values[0]), self.params.number(values[1])
-            return f"({value} >= {low} AND {value} <= {high})"
-        symbol = {
-            ComparisonOperator.GREATER_THAN: ">",
-            ComparisonOperator.GREATER_THAN_OR_EQUAL: ">=",
-            ComparisonOperator.LESS_THAN: "<",
-            ComparisonOperator.LESS_THAN_OR_EQUAL: "<=",
-            ComparisonOperator.EQUALS: "=",
-            ComparisonOperator.NOT_EQUALS: "!=",
-        }.get(op)
-        if symbol is None:
-            raise ValueError(f"{op.value} is not an aggregate operator")
-        return f"{value} {symbol} {self.params.number(values[0])}"
 
     def _inaction(self, prefix: str, clause: Inaction) -> Clause:
         window, since = self._window(clause.window)

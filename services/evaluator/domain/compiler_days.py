@@ -72,7 +72,7 @@ from services.evaluator.domain.compiler_predicates import (
     and_all,
     time_compare,
 )
-from services.evaluator.domain.figures import CHANNELS, FALLBACK_ADDRESS, Figures
+from services.evaluator.domain.figures import CHANNELS, Figures, reachable_condition
 
 #: Days one query covers at most (a user's member array holds one flag per day).
 MAX_DAYS = 100
@@ -211,19 +211,10 @@ class _Profiles:
         kind = "INNER" if self.required else "LEFT"
         return f" {kind} JOIN ({self.sql()}) AS pr ON pr.pid = u.uid"
 
-    def _reach_sql(self, channel: str) -> str:
-        key = self.params.string(channel)
-        address = f"channel_address[{key}]"
-        fallback = FALLBACK_ADDRESS.get(channel)
-        if fallback is not None:
-            address = f"if({address} != '', {address}, {fallback})"
-        return (
-            f"blocked = 0 AND {address} != '' AND channel_unsubscribed[{key}] = 0 "
-            f"AND channel_blocked[{key}] = 0"
-        )
-
     def sql(self) -> str:
-        fields = [self._reach_sql(c) for c in CHANNELS] + self.predicates
+        fields = [
+            reachable_condition("", c, self.params.string(c)) for c in CHANNELS
+        ] + self.predicates
         flags = [f"toUInt8({f})" for f in fields]
         project = f"project = {self.params.string(self.ctx.project)}"
         if not self.from_versions:

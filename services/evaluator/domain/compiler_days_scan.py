@@ -12,7 +12,6 @@ from libs.model.definition import (
     AggregateFunction,
     AllTimeWindow,
     BeforeWindow,
-    ComparisonOperator,
     Condition,
     DidEvent,
     DidNotEvent,
@@ -28,7 +27,7 @@ from libs.model.definition import (
     TodayWindow,
     YesterdayWindow,
 )
-from services.evaluator.domain.compiler_clauses import compare_value
+from services.evaluator.domain.compiler_clauses import compare_sql, compare_value
 from services.evaluator.domain.compiler_predicates import (
     TRUE,
     Params,
@@ -258,29 +257,17 @@ class DayScan:
             neutral = "inf" if fn is AggregateFunction.MIN else "-inf"
             value, guard = self.fold(extreme, pairs, neutral), self.any(pairs)
             test_value = and_all(
-                [guard, self._compare(value, aggregate.operator, aggregate.values)]
+                [guard, compare_sql(self.params, value, aggregate.operator, aggregate.values)]
             )
             return self._add(prefix, self.per_day(test_value)), False
         empty_value = False
         if aggregate.include_non_performers:
             guard = TRUE
             empty_value = compare_value(0.0, aggregate.operator, aggregate.values)
-        test_value = and_all([guard, self._compare(value, aggregate.operator, aggregate.values)])
+        test_value = and_all(
+            [guard, compare_sql(self.params, value, aggregate.operator, aggregate.values)]
+        )
         return self._add(prefix, self.per_day(test_value)), empty_value
-
-    def _compare(self, value: str, op: ComparisonOperator, values: tuple[float, ...]) -> str:
-        if op is ComparisonOperator.BETWEEN:
-            low, high = self.params.number(values[0]), self.params.number(values[1])
-            return f"({value} >= {low} AND {value} <= {high})"
-        symbol = {
-            ComparisonOperator.GREATER_THAN: ">",
-            ComparisonOperator.GREATER_THAN_OR_EQUAL: ">=",
-            ComparisonOperator.LESS_THAN: "<",
-            ComparisonOperator.LESS_THAN_OR_EQUAL: "<=",
-            ComparisonOperator.EQUALS: "=",
-            ComparisonOperator.NOT_EQUALS: "!=",
-        }[op]
-        return f"{value} {symbol} {self.params.number(values[0])}"
 
     def _inaction(self, prefix: str, clause: Inaction) -> str:
         rows, lo, hi, since = self.window(clause.window)

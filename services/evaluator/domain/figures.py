@@ -86,16 +86,21 @@ class Figures:
     sample: list[str]  # in sample order
 
 
-def _reachable_sql(channel: str) -> str:
-    key = f"{{fig_ch_{channel}:String}}"
-    address = f"{_P}.channel_address[{key}]"
+def reachable_condition(prefix: str, channel: str, key: str) -> str:
+    """The reachability rule on `channel` over a profile's columns (`prefix`: "" or "alias."),
+    `key` being the channel's bound name."""
+    address = f"{prefix}channel_address[{key}]"
     fallback = FALLBACK_ADDRESS.get(channel)
     if fallback is not None:
-        address = f"if({address} != '', {address}, {_P}.{fallback})"
+        address = f"if({address} != '', {address}, {prefix}{fallback})"
     return (
-        f"{_P}.blocked = 0 AND {address} != '' AND {_P}.channel_unsubscribed[{key}] = 0 "
-        f"AND {_P}.channel_blocked[{key}] = 0"
+        f"{prefix}blocked = 0 AND {address} != '' AND {prefix}channel_unsubscribed[{key}] = 0 "
+        f"AND {prefix}channel_blocked[{key}] = 0"
     )
+
+
+def _reachable_sql(channel: str) -> str:
+    return reachable_condition(f"{_P}.", channel, f"{{fig_ch_{channel}:String}}")
 
 
 def _profiles(from_versions: bool) -> str:
