@@ -181,10 +181,10 @@ async def compute_daily_figures(
     zone = await ev.segments.time_zone(name.project)
     ctx = DaysContext(name.project, zone, first_day, day_count)
     definition = resolved.definition
-    if unsupported(definition) is None:
+    if unsupported(definition, resolved.references) is None:
         latest = await ev.profiles.latest_update(name.project)
         ctx = replace(ctx, profiles_as_of=latest is not None and latest > ctx.as_of(0))
-        query = compile_daily_figures(definition, ctx, MAX_SAMPLE)
+        query = compile_daily_figures(definition, ctx, MAX_SAMPLE, resolved.references)
         rows = await ev.ch.query(query.sql, query.params)
         figures = daily_figures_from_row(rows[0] if rows else None, ctx)
     else:

@@ -32,14 +32,13 @@ The module is pure: every identifier and value is a bound parameter, never SQL t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from libs.model.definition import (
-    NEGATIVE_OPERATORS,
     ComparisonOperator,
     Condition,
     Definition,
@@ -48,6 +47,7 @@ from libs.model.definition import (
     EventSpec,
     FirstTime,
     Inaction,
+    InSegment,
     Node,
     PastBehaviorQuery,
     SystemDefinition,
@@ -58,6 +58,7 @@ from libs.model.definition import (
     Sequence as SequenceCondition,
 )
 from services.evaluator.domain.compiler import CompiledQuery
+from services.evaluator.domain.compiler_days_profiles import DayProfiles
 from services.evaluator.domain.compiler_days_scan import DayScan
 from services.evaluator.domain.compiler_plan import (
     classify,
@@ -68,11 +69,11 @@ from services.evaluator.domain.compiler_plan import (
 from services.evaluator.domain.compiler_predicates import (
     TRUE,
     Params,
-    PropertyPredicates,
     and_all,
+    negate,
     time_compare,
 )
-from services.evaluator.domain.figures import CHANNELS, Figures, reachable_condition
+from services.evaluator.domain.figures import CHANNELS, Figures
 
 #: Days one query covers at most (a user's member array holds one flag per day).
 MAX_DAYS = 100
@@ -106,14 +107,30 @@ class DaysContext:
         return following.astimezone(UTC) - timedelta(milliseconds=1)
 
 
-def unsupported(definition: Definition) -> str | None:
-    """Why `definition` cannot be evaluated over many days in one query (None: it can)."""
+def unsupported(
+    definition: Definition,
+    segments: Mapping[str, Definition] | None = None,
+    stack: tuple[str, ...] = (),
+) -> str | None:
+    """Why `definition` cannot be evaluated over many days in one query (None: it can).
+    `segments` holds the definitions of the segments it references, by name."""
     if isinstance(definition, SystemDefinition):
         return None  # all users, test users
     if not isinstance(definition, PastBehaviorQuery):
         return "not a past-behaviour or system segment"
-    if definition.included_segments or definition.excluded_segments:
-        return "includes or excludes segments"
+    known = segments or {}
+
+    def referenced(name: str) -> str | None:
+        if name in stack:
+            return "references itself"
+        if name not in known:
+            return f"referenced segment {name} is not available"
+        return unsupported(known[name], known, (*stack, name))
+
+    for name in (*definition.included_segments, *definition.excluded_segments):
+        found = referenced(name)
+        if found is not None:
+            return found
 
     def filters_relative(spec: EventSpec) -> bool:
         return any(f.comparison.operator in _RELATIVE for f in spec.filters)
@@ -132,6 +149,8 @@ def unsupported(definition: Definition) -> str | None:
                 specs = list(steps)
             case Inaction(did=did, did_not=did_not):
                 specs = [did, did_not]
+            case InSegment(segment=name):
+                return referenced(name)
             case _:
                 return f"{type(condition).__name__} is evaluated day by day"
         if any(filters_relative(s) for s in specs):
@@ -150,122 +169,92 @@ def unsupported(definition: Definition) -> str | None:
     return None if definition.root is None else walk(definition.root)
 
 
-class _Profiles:
-    """Each user's profile as of each day's end: predicate values and reachability.
-
-    From the current state (`profiles FINAL`, one row per user, the same every day) when no
-    profile changed after the first day; else from the versions up to the last day, sorted,
-    each day reading the latest version of a day on or before it (`pvi`: its 1-based index,
-    0 when the user had no profile yet)."""
-
-    def __init__(self, params: Params, ctx: DaysContext, scan: DayScan) -> None:
-        self.params = params
-        self.ctx = ctx
-        self.scan = scan
-        self.predicates: list[str] = []
-        self.from_versions = ctx.profiles_as_of
-        self._bare = PropertyPredicates(params, "", scan.last, ctx.time_zone)
-
-        #: conditions every member's profile meets (current state only): the profiles are
-        #: then joined INNER, restricted to those meeting them
-        self.required: list[str] = []
-
-    def leaf(self, condition: UserProperty) -> str:
-        """A user property's value on day `d`."""
-        without = "1" if condition.filter.comparison.operator in NEGATIVE_OPERATORS else "0"
-        return self.predicate(self._bare.filter(condition.filter), without)
-
-    def predicate(self, sql: str, without: str) -> str:
-        """A predicate over a profile's columns, its value on day `d` (`without` when the
-        user has no profile yet)."""
-        self.predicates.append(sql)
-        return self.field(len(CHANNELS) + len(self.predicates) - 1, without, "pr.")
-
-    def require(self, node: Node) -> None:
-        """Members need a profile meeting `node` (a profile-only conjunct false without one)."""
-        if not self.from_versions:
-            self.required.append(expression(node, self._bare_leaf))
-
-    def _bare_leaf(self, condition: Condition) -> str:
-        assert isinstance(condition, UserProperty)
-        return self._bare.filter(condition.filter)
-
-    def carried(self) -> list[str]:
-        """The columns reachability reads, carried past the member filter."""
-        if self.from_versions:
-            return ["pvi", "pr.vs AS vs"]
-        return ["pr.pe AS pe", *(f"pr.f{i} AS f{i}" for i in range(len(CHANNELS)))]
-
-    def reachable(self, channel: int) -> str:
-        """Reachable on CHANNELS[channel] on day `d` (never without a profile), over the
-        carried columns."""
-        return self.field(channel, "0", "")
-
-    def field(self, index: int, without: str, prefix: str) -> str:
-        if not self.from_versions:
-            return f"if({prefix}pe = 1, {prefix}f{index}, {without})"
-        vs = f"{prefix}vs"
-        return f"if(pvi[d + 1] = 0, {without}, tupleElement({vs}[pvi[d + 1]], {index + 3}))"
-
-    def join(self) -> str:
-        kind = "INNER" if self.required else "LEFT"
-        return f" {kind} JOIN ({self.sql()}) AS pr ON pr.pid = u.uid"
-
-    def sql(self) -> str:
-        fields = [
-            reachable_condition("", c, self.params.string(c)) for c in CHANNELS
-        ] + self.predicates
-        flags = [f"toUInt8({f})" for f in fields]
-        project = f"project = {self.params.string(self.ctx.project)}"
-        if not self.from_versions:
-            columns = ", ".join(["user_id AS pid", "1 AS pe"] + [
-                f"{f} AS f{i}" for i, f in enumerate(flags)
-            ])  # fmt: skip
-            where = and_all([project, *self.required])
-            return f"SELECT {columns} FROM profiles FINAL WHERE {where}"  # noqa: S608
-        ms = "toUnixTimestamp64Milli(update_time)"
-        version = ", ".join([self.scan.day_of(ms), ms, *flags])
-        upto = time_compare("update_time", "<=", self.scan.last, self.params)
-        return (
-            f"SELECT user_id AS pid, arraySort(groupArray(({version}))) AS vs "  # noqa: S608
-            f"FROM profile_versions WHERE {project} AND {upto} GROUP BY user_id"
-        )
-
-
 def compile_daily_figures(
-    definition: Definition, ctx: DaysContext, sample_size: int
+    definition: Definition,
+    ctx: DaysContext,
+    sample_size: int,
+    segments: Mapping[str, Definition] | None = None,
 ) -> CompiledQuery:
     """One row: per day (arrays of `ctx.day_count`, in day order) the member count, the
     reachable count on each channel of CHANNELS, and the first `sample_size` members in
-    sample order as (hex md5, user id) tuples (see domain.figures for the rules)."""
-    reason = unsupported(definition)
+    sample order as (hex md5, user id) tuples (see domain.figures for the rules).
+    `segments` holds the definitions of the segments it references, by name."""
+    references = segments or {}
+    reason = unsupported(definition, references)
     if reason is not None:
         raise ValueError(f"not evaluated over days in one query: {reason}")
     if not 1 <= ctx.day_count <= MAX_DAYS:
         raise ValueError(f"1 to {MAX_DAYS} days")
     params = Params()
+    rows, profiles = _members(definition, _Level(params, ctx, references), ())
+    days = DayScan(params, ctx).days
+    reach = [
+        f"arrayMap(d -> toUInt8({profiles.reachable(i)}), {days})" for i in range(len(CHANNELS))
+    ]
+    figures = ["sumForEach(m)"]
+    figures += [f"sumForEach(arrayMap((x, y) -> x * y, m, {r}))" for r in reach]
+    if sample_size > 0:
+        figures.append(
+            f"groupArraySortedIfForEach({int(sample_size)})("
+            f"arrayWithConstant({ctx.day_count}, (hex(MD5(uid)), uid)), m)"
+        )
+    sql = f"SELECT {', '.join(figures)} FROM ({rows}) SETTINGS join_use_nulls = 0"  # noqa: S608
+    used = {k: v for k, v in params.values.items() if "{" + k + ":" in sql}
+    return CompiledQuery(sql, used)
+
+
+@dataclass(frozen=True)
+class _Level:
+    params: Params
+    ctx: DaysContext
+    segments: Mapping[str, Definition]
+
+
+def _members(
+    definition: Definition, level: _Level, stack: tuple[str, ...]
+) -> tuple[str, DayProfiles]:
+    """SELECT uid, m (each user's Array(UInt8) of membership per day) and the columns
+    reachability reads (DayProfiles.carried), of the users who are members on some day."""
+    params, ctx = level.params, level.ctx
     scan = DayScan(params, ctx)
-    profiles = _Profiles(params, ctx, scan)
+    profiles = DayProfiles(params, ctx, scan)
     clauses: dict[int, tuple[str, bool]] = {}
+    joins: list[str] = []
+
+    def member_of(name: str) -> str:
+        """Membership of the referenced segment `name` on day `d`."""
+        referenced, _ = _members(level.segments[name], level, (*stack, name))
+        alias = params.alias("r")
+        joins.append(
+            f" LEFT JOIN (SELECT uid AS {alias}_id, m AS {alias}_m FROM ({referenced})) "  # noqa: S608
+            f"AS {alias} ON {alias}.{alias}_id = u.uid"
+        )
+        return f"if(notEmpty({alias}.{alias}_m), {alias}.{alias}_m[d + 1], 0)"
 
     def leaf(condition: Condition) -> str:
         if isinstance(condition, UserProperty):
             return profiles.leaf(condition)
+        if isinstance(condition, InSegment):
+            inside = member_of(condition.segment)
+            return negate(inside) if condition.negate else inside
         if id(condition) not in clauses:
             clauses[id(condition)] = scan.add(condition)
         column, empty = clauses[id(condition)]
         return f"if(e.erows > 0, e.{column}[d + 1], {int(empty)})"
 
     root: Node | None = None
+    parts = ["d >= u.ulo"]
     if isinstance(definition, PastBehaviorQuery):
         root = definition.root
-        tree = TRUE if root is None else expression(root, leaf)
+        parts.append(TRUE if root is None else expression(root, leaf))
+        parts += [member_of(name) for name in definition.included_segments]
+        parts += [negate(member_of(name)) for name in definition.excluded_segments]
     elif isinstance(definition, SystemDefinition):
         test_users = definition.kind is SystemSegmentKind.TEST_USERS
-        tree = profiles.predicate("test_user = 1", "0") if test_users else TRUE
+        parts.append(profiles.predicate("test_user = 1", "0") if test_users else TRUE)
     else:
         raise ValueError(f"not evaluated over days in one query: {definition!r}")
-    member = and_all(["d >= u.ulo", tree])
+    member = and_all(parts)
     # Users who can be members on some day only: a behavioural conjunct false without events
     # limits them to the events aggregation's users, on some day true (its HAVING); a
     # profile conjunct false without a profile to the profiles meeting it.
@@ -298,21 +287,8 @@ def compile_daily_figures(
             f"SELECT {', '.join(columns)} FROM ({universe}) AS u "  # noqa: S608
             f"LEFT JOIN ({scan.sql()}) AS e ON e.eid = u.uid"
         )
-    rows += profiles.join()
-    reach = [f"{scan.per_day(profiles.reachable(i))}" for i in range(len(CHANNELS))]
-    figures = ["sumForEach(m)"]
-    figures += [f"sumForEach(arrayMap((x, y) -> x * y, m, {r}))" for r in reach]
-    if sample_size > 0:
-        figures.append(
-            f"groupArraySortedIfForEach({int(sample_size)})("
-            f"arrayWithConstant({ctx.day_count}, (hex(MD5(uid)), uid)), m)"
-        )
-    sql = (
-        f"SELECT {', '.join(figures)} FROM ({rows}) WHERE has(m, 1) "  # noqa: S608
-        "SETTINGS join_use_nulls = 0"
-    )
-    used = {k: v for k, v in params.values.items() if "{" + k + ":" in sql}
-    return CompiledQuery(sql, used)
+    rows += profiles.join() + "".join(joins)
+    return f"SELECT * FROM ({rows}) WHERE has(m, 1)", profiles  # noqa: S608
 
 
 def daily_figures_from_row(row: Sequence[Any] | None, ctx: DaysContext) -> list[Figures]:

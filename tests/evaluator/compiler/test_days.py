@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 
 from libs.clickhouse.port import ClickHouse
 from libs.model.definition import (
+    AllTimeWindow,
+    BooleanOperator,
     Definition,
     DidEvent,
     DidNotEvent,
@@ -53,7 +55,7 @@ def candidates(case: Case) -> list[Definition]:
         if root is not None and root.condition is None:
             found += [PastBehaviorQuery(root=child) for child in root.children]
     found += [case.segments[f"projects/proj/segments/{s}"] for s in ("all", "test")]
-    return [d for d in found if unsupported(d) is None]
+    return [d for d in found if unsupported(d, case.segments) is None]
 
 
 def days_context(case: Case) -> DaysContext:
@@ -64,21 +66,28 @@ def days_context(case: Case) -> DaysContext:
 
 
 async def day_by_day(
-    ch: ClickHouse, world: World, d: Definition, ctx: DaysContext
+    ch: ClickHouse,
+    world: World,
+    d: Definition,
+    ctx: DaysContext,
+    segments: dict[str, Definition] | None = None,
 ) -> list[Figures]:
     found = []
     for index in range(ctx.day_count):
         as_of = ctx.as_of(index)
         one = EvaluationContext(
-            "proj", as_of, ctx.time_zone, {}, profiles_as_of=world.profiles_changed_after(as_of)
-        )
+            "proj", as_of, ctx.time_zone, segments or {},
+            profiles_as_of=world.profiles_changed_after(as_of),
+        )  # fmt: skip
         query = figures_query(compile_members(d, one), one)
         found.append(figures_from_row((await ch.query(query.sql, query.params))[0]))
     return found
 
 
-async def in_one_query(ch: ClickHouse, d: Definition, ctx: DaysContext) -> list[Figures]:
-    query = compile_daily_figures(d, ctx, 100)
+async def in_one_query(
+    ch: ClickHouse, d: Definition, ctx: DaysContext, segments: dict[str, Definition] | None = None
+) -> list[Figures]:
+    query = compile_daily_figures(d, ctx, 100, segments)
     rows = await ch.query(query.sql, query.params)
     return daily_figures_from_row(rows[0] if rows else None, ctx)
 
@@ -98,9 +107,10 @@ async def test_days_in_one_query_match_each_day(ch: ClickHouse) -> None:
         ctx = days_context(case)
         run(load(ch, case.world))
         for definition in candidates(case):
-            expected = run(day_by_day(ch, case.world, definition, ctx))
-            got = run(in_one_query(ch, definition, ctx))
-            assert got == expected, (definition, compile_daily_figures(definition, ctx, 100).sql)
+            expected = run(day_by_day(ch, case.world, definition, ctx, case.segments))
+            got = run(in_one_query(ch, definition, ctx, case.segments))
+            sql = compile_daily_figures(definition, ctx, 100, case.segments).sql
+            assert got == expected, (definition, sql)
 
     await asyncio.to_thread(check)
 
@@ -113,13 +123,16 @@ def test_what_one_query_covers() -> None:
     assert unsupported(q(DidEvent(spec("A"), months))) is None
     sequence = q(Sequence((spec("A"), spec("B")), week, None))
     assert unsupported(sequence) is None
-    nowhere = q(InSegment("projects/proj/segments/x"))
-    assert unsupported(nowhere) == "InSegment is evaluated day by day"
+    elsewhere = "projects/proj/segments/x"
+    nowhere = q(InSegment(elsewhere))
+    assert unsupported(nowhere) == f"referenced segment {elsewhere} is not available"
+    assert unsupported(nowhere, {elsewhere: sequence}) is None
+    assert unsupported(nowhere, {elsewhere: nowhere}) == "references itself"
     nested = PastBehaviorQuery(
         root=Node(condition=DidEvent(spec("A"), week)),
         included_segments=("projects/proj/segments/x",),
     )
-    assert unsupported(nested) == "includes or excludes segments"
+    assert unsupported(nested, {"projects/proj/segments/x": sequence}) is None
 
 
 @pytest.mark.parametrize("ch", ["chdb"], indirect=True)
@@ -147,3 +160,49 @@ async def test_calendar_month_windows_at_their_boundaries(ch: ClickHouse, zone: 
             expected = await day_by_day(ch, world, definition, ctx)
             assert await in_one_query(ch, definition, ctx) == expected, (zone, months)
             assert any(f.user_count for f in expected)
+
+
+@pytest.mark.parametrize("ch", ["chdb"], indirect=True)
+async def test_referenced_segments_are_evaluated_per_day_too(ch: ClickHouse) -> None:
+    """ "In segment" leaves and included/excluded segments, nested and reached twice (a
+    diamond), each day as of its end."""
+    zone = "Europe/Berlin"
+    ctx = DaysContext("proj", zone, date(2024, 3, 28), 6)
+    base = ctx.as_of(0)
+    names = {k: f"projects/proj/segments/{k}" for k in ("recent", "ever", "both", "top")}
+    two_days = LastWindow(RelativeOffset(2, TimeUnit.DAY))
+    segments: dict[str, Definition] = {
+        names["recent"]: q(DidEvent(spec("X"), two_days)),
+        names["ever"]: q(DidEvent(spec("Y"), AllTimeWindow())),
+        # both reach "recent": by a leaf and by inclusion
+        names["both"]: PastBehaviorQuery(
+            root=Node(condition=InSegment(names["recent"])),
+            included_segments=(names["ever"],),
+        ),
+    }
+    top = PastBehaviorQuery(
+        root=Node(
+            operator=BooleanOperator.OR,
+            children=(
+                Node(condition=InSegment(names["both"])),
+                Node(condition=InSegment(names["recent"], negate=True)),
+            ),
+        ),
+        included_segments=(names["both"], names["recent"]),
+    )
+    segments[names["top"]] = top
+    only_x = PastBehaviorQuery(
+        root=Node(condition=InSegment(names["recent"])), excluded_segments=(names["ever"],)
+    )
+    events = [
+        Event(f"u{i}", name, base + timedelta(hours=13 * i))
+        for i in range(10)
+        for name in ("X", "Y")[: 1 + i % 2]
+    ]
+    world = World(events)
+    await load(ch, world)
+    for definition in (*segments.values(), only_x, q(InSegment(names["top"], negate=True))):
+        assert unsupported(definition, segments) is None
+        expected = await day_by_day(ch, world, definition, ctx, segments)
+        assert await in_one_query(ch, definition, ctx, segments) == expected, definition
+        assert any(f.user_count for f in expected), definition
