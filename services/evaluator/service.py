@@ -96,9 +96,13 @@ class EvaluatorService:
         return await self._live_store.database.problem()
 
     async def drain(self) -> None:
-        """Stops following the live-segment feed (a call that never ends by itself)."""
+        """Ends the calls that never end by themselves: this process stops following the
+        live-segment feed, and its StreamLiveEntries subscribers are let go (they resume from
+        their last cursor)."""
         if self._watch is not None:
             await self._watch.stop()
+        if self.evaluator is not None and self.evaluator.live is not None:
+            self.evaluator.live.broadcast.close()
 
     async def stop(self) -> None:
         if self.workers is not None:

@@ -78,6 +78,9 @@ class EntryFeed:
             self._dropped = True
         self._arrived.set()
 
+    def wake(self) -> None:
+        self._arrived.set()
+
     async def take(self, seconds: float) -> Published | None:
         """The next published transaction; None when the subscriber should read the store:
         nothing arrived within `seconds`, or its queue was dropped."""
@@ -100,6 +103,14 @@ class EntryBroadcast:
     def __init__(self, max_queued: int = MAX_QUEUED) -> None:
         self._feeds: set[EntryFeed] = set()
         self._max_queued = max_queued
+        #: set when the process shuts down: following subscribers are let go (they resume
+        #: from their last cursor, on this process once it is back or on another one)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        for feed in self._feeds:
+            feed.wake()
 
     @contextmanager
     def subscribe(self) -> Iterator[EntryFeed]:
@@ -125,12 +136,13 @@ async def follow(
     convert: Callable[[Entry], T],
 ) -> AsyncIterator[T]:
     """The project's (or one segment's) entries after cursor `after`, in cursor order, each
-    converted by `convert`: the stored ones first, then new ones as they are written."""
+    converted by `convert`: the stored ones first, then new ones as they are written, until
+    this process shuts down (`EntryBroadcast.close`)."""
     store = engine.store
     segment = None if segment_id is None else f"projects/{project}/segments/{segment_id}"
     with engine.broadcast.subscribe() as feed:
         position = after  # every entry with a cursor up to here was sent (or is not followed)
-        while True:
+        while not engine.broadcast.closed:
             page, position = await store.entries_after(project, segment_id, position, FOLLOW_PAGE)
             for entry in page:
                 yield convert(entry)

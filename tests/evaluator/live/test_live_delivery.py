@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import grpc
+
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.adapters.live_rows import event_to_json
 from services.evaluator.adapters.live_store import Outbox
@@ -144,3 +146,30 @@ async def test_an_entry_handed_over_carries_its_event_as_a_read_of_the_store_doe
     assert handed == read
     assert handed.trigger_event.event_id == "a1"
     assert handed.trigger_event.properties["sku"].string_value == "x"
+
+
+async def test_shutdown_lets_subscribers_go_and_they_resume_from_their_cursor(
+    live: Live,
+) -> None:
+    """A following stream never ends by itself: when the process shuts down
+    (`EntryBroadcast.close`, from the service's drain) it ends with OK, and the subscriber
+    resumes after its last cursor."""
+    seg = await live.define("leavers", single("Buy"))
+    async with subscribed(live, seg) as call:
+        await live.engine.commit(outbox(seg, "u1"), T0)
+        first = await call.read()  # (a read that times out would cancel the call)
+        assert isinstance(first, pb.StreamLiveEntriesResponse)
+        live.engine.broadcast.close()
+        rest = await asyncio.wait_for(call.read(), 10)
+        assert rest is grpc.aio.EOF  # type: ignore[attr-defined]
+        assert await call.code() == grpc.StatusCode.OK
+    await stored(live, seg, "u2")
+    live.engine.broadcast = EntryBroadcast()  # the process back (or another one)
+    resumed = live.stack.evaluator.StreamLiveEntries(
+        pb.StreamLiveEntriesRequest(segment=seg, resume_after=first.entry.cursor), timeout=TIMEOUT
+    )
+    try:
+        entries = await received(resumed, 1)
+        assert [e.user_id for e in entries] == ["u2"]
+    finally:
+        resumed.cancel()
