@@ -81,6 +81,17 @@ def compare_value(value: float, op: ComparisonOperator, values: tuple[float, ...
     raise ValueError(f"{op.value} is not an aggregate operator")
 
 
+def chain_step(reach: str, times: str, within_ms: int | None, params: Params) -> str:
+    """The times of one step of a sequence (`times`) that extend a chain of the steps before
+    it, whose possible end times are `reach`: later than some end, and no more than
+    `within_ms` later when set. Without a bound only the earliest end matters."""
+    if within_ms is None:
+        earliest = f"if(empty({reach}), {_NO_TIME}, arrayMin({reach}))"
+        return f"arrayFilter(_t -> _t > {earliest}, {times})"
+    span = params.integer(within_ms)
+    return f"arrayFilter(_t -> arrayExists(_r -> _r < _t AND _r >= _t - {span}, {reach}), {times})"
+
+
 def compare_sql(
     params: Params, value: str, op: ComparisonOperator, values: tuple[float, ...]
 ) -> str:
@@ -239,18 +250,8 @@ class EventScan:
             if index == 0:
                 reach = times
                 continue
-            if clause.within is None:
-                earliest = self._add(
-                    f"{prefix}_m{index}", f"if(empty({reach}), {_NO_TIME}, arrayMin({reach}))"
-                )
-                step_reach = f"arrayFilter(_t -> _t > {earliest}, {times})"
-            else:
-                span = self.params.integer(duration_ms(clause.within))
-                step_reach = (
-                    f"arrayFilter(_t -> arrayExists(_r -> _r < _t AND _r >= _t - {span}, "
-                    f"{reach}), {times})"
-                )
-            reach = self._add(f"{prefix}_r{index}", step_reach)
+            span = None if clause.within is None else duration_ms(clause.within)
+            reach = self._add(f"{prefix}_r{index}", chain_step(reach, times, span, self.params))
         return Clause(self._add(prefix, f"notEmpty({reach})"), empty_value=False)
 
     # --- the query --------------------------------------------------------------------------

@@ -9,8 +9,9 @@ within the N days) for which it lies inside its clause's window:
   `t_A + T` falls in (an A counts once its T elapsed);
 * `hi`: the last day whose window still starts at or before it: the local day of
   `t + N + 1 ms`, minus one, for "last N minutes/hours/days/weeks" (a day's end `A_d`
-  satisfies `A_d - N <= t` exactly when the day ends at or before `t + N`), the event's own
-  day for "today" and the day after for "yesterday", the last day for a window with fixed
+  satisfies `A_d - N <= t` exactly when the day ends at or before `t + N`); for "last N
+  months" a lookup by the event's local day among the days' computed starts; the event's own
+  day for "today" and the day after for "yesterday"; the last day for a window with fixed
   bounds (range, since, before, all time: those bounds filter the rows instead).
 
 Each user's clause then holds its events' `(lo, hi)` pairs (plus the value or time a clause
@@ -21,11 +22,12 @@ or the current state when no profile of the project changed after the first day)
 universe from each user's first `seen_at`. A member array of N flags per user gives each
 day's size, reachability per channel and sample in one grouping (`-ForEach` aggregates).
 
-Definitions this shape covers (`unsupported` says why another one is not): past-behaviour
-trees of did, did not (windows other than "last N months"), inaction, first time and user
-property leaves, with no "in segment" leaf and no included or excluded segment, and no
-comparison relative to the evaluation instant. The result for every day equals the
-evaluation as of that day's end (tests/evaluator/compiler/test_days.py).
+Definitions this shape covers (`unsupported` says why another one is not): system segments,
+and past-behaviour trees of did, did not, inaction, first time, sequence, user property and
+"in segment" leaves, with included and excluded segments, whose referenced segments are
+covered too (each one more per-user membership array, joined), and no comparison relative to
+the evaluation instant. The result for every day equals the evaluation as of that day's end
+(tests/evaluator/compiler/test_days.py).
 
 The module is pure: every identifier and value is a bound parameter, never SQL text.
 """
@@ -187,10 +189,7 @@ def compile_daily_figures(
         raise ValueError(f"1 to {MAX_DAYS} days")
     params = Params()
     rows, profiles = _members(definition, _Level(params, ctx, references), ())
-    days = DayScan(params, ctx).days
-    reach = [
-        f"arrayMap(d -> toUInt8({profiles.reachable(i)}), {days})" for i in range(len(CHANNELS))
-    ]
+    reach = [profiles.scan.per_day(profiles.reachable(i)) for i in range(len(CHANNELS))]
     figures = ["sumForEach(m)"]
     figures += [f"sumForEach(arrayMap((x, y) -> x * y, m, {r}))" for r in reach]
     if sample_size > 0:
@@ -220,16 +219,20 @@ def _members(
     profiles = DayProfiles(params, ctx, scan)
     clauses: dict[int, tuple[str, bool]] = {}
     joins: list[str] = []
+    joined: dict[str, str] = {}  # referenced segment -> its membership on day `d`
 
     def member_of(name: str) -> str:
-        """Membership of the referenced segment `name` on day `d`."""
-        referenced, _ = _members(level.segments[name], level, (*stack, name))
-        alias = params.alias("r")
-        joins.append(
-            f" LEFT JOIN (SELECT uid AS {alias}_id, m AS {alias}_m FROM ({referenced})) "  # noqa: S608
-            f"AS {alias} ON {alias}.{alias}_id = u.uid"
-        )
-        return f"if(notEmpty({alias}.{alias}_m), {alias}.{alias}_m[d + 1], 0)"
+        """Membership of the referenced segment `name` on day `d` (joined once however often
+        this definition references it)."""
+        if name not in joined:
+            referenced, _ = _members(level.segments[name], level, (*stack, name))
+            alias = params.alias("r")
+            joins.append(
+                f" LEFT JOIN (SELECT uid AS {alias}_id, m AS {alias}_m "  # noqa: S608
+                f"FROM ({referenced})) AS {alias} ON {alias}.{alias}_id = u.uid"
+            )
+            joined[name] = f"if(notEmpty({alias}.{alias}_m), {alias}.{alias}_m[d + 1], 0)"
+        return joined[name]
 
     def leaf(condition: Condition) -> str:
         if isinstance(condition, UserProperty):

@@ -27,7 +27,7 @@ from libs.model.definition import (
     TodayWindow,
     YesterdayWindow,
 )
-from services.evaluator.domain.compiler_clauses import compare_sql, compare_value
+from services.evaluator.domain.compiler_clauses import chain_step, compare_sql, compare_value
 from services.evaluator.domain.compiler_predicates import (
     TRUE,
     Params,
@@ -51,7 +51,6 @@ FIXED_MS = {
 _CEILING_MS = to_ms(CEILING, "floor")
 _FLOOR_MS = to_ms(FLOOR, "floor")
 _TS = "toUnixTimestamp64Milli(event_time)"
-_NO_TIME = "9223372036854775807"  # greater than any millisecond timestamp
 
 
 class DayScan:
@@ -221,15 +220,9 @@ class DayScan:
             times = f"arrayMap(x -> x.3, arrayFilter(x -> x.1 <= d AND d <= x.2, {pairs}))"
             if index == 0:
                 reach = times
-            elif clause.within is None:
-                earliest = f"arrayMin(arrayPushBack({reach}, {_NO_TIME}))"
-                reach = f"arrayFilter(t -> t > {earliest}, {times})"
             else:
-                span = self.params.integer(duration_ms(clause.within))
-                reach = (
-                    f"arrayFilter(t -> arrayExists(r -> r < t AND r >= t - {span}, {reach}), "
-                    f"{times})"
-                )
+                span = None if clause.within is None else duration_ms(clause.within)
+                reach = chain_step(reach, times, span, self.params)
         return self._add(prefix, self.per_day(f"notEmpty({reach})"))
 
     def _aggregate(
