@@ -65,6 +65,7 @@ class EntryFeed:
         self._queued = 0
         self._max_queued = max_queued
         self._dropped = False
+        self._closed = False
         self._arrived = asyncio.Event()
 
     def put(self, published: Published) -> None:
@@ -78,12 +79,16 @@ class EntryFeed:
             self._dropped = True
         self._arrived.set()
 
-    def wake(self) -> None:
+    def close(self) -> None:
+        """The process shuts down: `take` answers None at once from now on."""
+        self._closed = True
         self._arrived.set()
 
     async def take(self, seconds: float) -> Published | None:
         """The next published transaction; None when the subscriber should read the store:
-        nothing arrived within `seconds`, or its queue was dropped."""
+        nothing arrived within `seconds`, its queue was dropped, or the process shuts down."""
+        if self._closed:
+            return None
         if not self._queue and not self._dropped:
             self._arrived.clear()
             await wait_for(self._arrived, seconds)
@@ -110,7 +115,7 @@ class EntryBroadcast:
     def close(self) -> None:
         self.closed = True
         for feed in self._feeds:
-            feed.wake()
+            feed.close()
 
     @contextmanager
     def subscribe(self) -> Iterator[EntryFeed]:
