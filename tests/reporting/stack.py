@@ -54,6 +54,10 @@ class CountingSource(GrpcFigureSource):
     failures: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0  # seconds each call waits before asking the evaluator
     hang_after: int = 0  # calls after this many never answer (0: none hang)
+    #: ComputeDailyFigures calls after this many never answer (0: none hang)
+    hang_days_after: int = 0
+    #: (segment, first day) of each ComputeDailyFigures call
+    days_asked: list[tuple[str, date]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         GrpcFigureSource.__init__(self, self.address)
@@ -81,6 +85,9 @@ class CountingSource(GrpcFigureSource):
     ) -> list[ComputedFigures]:
         self.calls += 1
         self.segments_asked.append(segment)
+        self.days_asked.append((segment, first_day))
+        if self.hang_days_after and len(self.days_asked) > self.hang_days_after:
+            await asyncio.Event().wait()
         results: list[ComputedFigures | DomainError] = list(
             await super().compute_days(segment, first_day, day_count, sample_size)
         )

@@ -208,6 +208,50 @@ async def test_a_backfill_of_the_week_equals_a_recount_of_each_day(s: Suite) -> 
             assert sources[:-1] == [pb.TREND_POINT_SOURCE_BACKFILL] * 6, key
 
 
+async def test_a_backfill_whose_process_went_away_resumes_where_it_stopped(s: Suite) -> None:
+    """Back-fills advance by runs of days: a process that stops answering mid-way (its call
+    to the evaluator never returns) leaves the days it wrote; once its lease ran out another
+    process takes over from the next day, and the week still equals the recount."""
+    _, segments = await _setup(s)
+    got = await s.base.definitions.GetSegment(
+        dpb.GetSegmentRequest(name=segments["nyc"]), timeout=TIMEOUT
+    )
+    created = got.create_time.ToDatetime(UTC).astimezone(ZoneInfo(NY)).date()
+    settings = replace(
+        FAST, scheduler=True, backfill_days=(created - WEEK[0]).days, backfill_days_per_call=2
+    )
+    s.clock.set(at(WEEK[-1] + timedelta(days=1), 12, 0, NY))
+    async with running_reporting(s.base, s.store_url, s.clock, settings) as first:
+        first.source.hang_days_after = 1  # the first run of two days answers, the next hangs
+        for _ in range(600):
+            if len(first.source.days_asked) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(first.source.days_asked) >= 2
+    (done_segment, done_day), *_ = first.source.days_asked
+    assert done_day == WEEK[0]
+    s.clock.set(s.clock() + timedelta(seconds=settings.lease_seconds + 1))  # its lease ran out
+
+    async with running_reporting(s.base, s.store_url, s.clock, settings) as second:
+
+        async def filled() -> bool:
+            for segment in segments.values():
+                if not all(p.computed for p in await trend(second, segment, WEEK[0], WEEK[-1])):
+                    return False
+            return True
+
+        for _ in range(600):
+            if await filled():
+                break
+            await asyncio.sleep(0.05)
+        for key, segment in segments.items():
+            points = await trend(second, segment, WEEK[0], WEEK[-1])
+            assert [p.user_count for p in points] == [len(_expected(d)[key]) for d in WEEK], key
+        # the days the first process wrote were not computed again
+        asked = [day for segment, day in second.source.days_asked if segment == done_segment]
+        assert asked and WEEK[0] not in asked and min(asked) == WEEK[2]
+
+
 async def test_a_failing_segment_is_retried_and_reported_while_the_others_complete(
     s: Suite,
 ) -> None:
