@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from libs.model.definition import (
     TimeWindow,
     definition_references,
 )
-from services.evaluator.adapters.event_store import EventStore, PreparedEvents
+from services.evaluator.adapters.event_store import EventStore
 from services.evaluator.adapters.list_store import ListStore
 from services.evaluator.adapters.profile_store import ProfileStore
 from services.evaluator.adapters.project_locks import ProjectLocks
@@ -41,6 +42,7 @@ from services.evaluator.domain.compiler import CompiledQuery, EvaluationContext,
 from services.evaluator.domain.figures import Figures
 from services.evaluator.domain.names import SegmentName, parse_segment
 from services.evaluator.domain.ports import ResolvedSegment, SegmentSource
+from services.evaluator.domain.records import EventBatch
 from services.evaluator.figures import compute_figures
 from services.evaluator.live.engine import LiveChain, LiveEngine
 from services.evaluator.live.reading import EntryWindow, entry_window, window_members
@@ -81,7 +83,7 @@ class Evaluator:
         self.live = live
         self.segments = segments
         self.locks = ProjectLocks()
-        self.events = EventStore(ch, self.locks)
+        self.events = EventStore(ch)
         self.profiles = ProfileStore(ch, self.locks)
         self.lists = ListStore(ch)
         # membership checks against snapshots use an in-process cache of up to `cached_members`
@@ -332,18 +334,22 @@ class Evaluator:
 
     # -- ingest -------------------------------------------------------------------------
     async def store_events(
-        self, prepared: PreparedEvents, chain: LiveChain | None = None
+        self, project: str, batch: EventBatch, chain: LiveChain | None = None
     ) -> tuple[int, int]:
-        """Stores a prepared batch in the events store and has the live engine match it: through
-        `chain`, while the batch is stored (the caller waits for the chain before answering, so
-        that a crash in between makes the caller send the batch again), or after it."""
+        """Stores a validated batch in the events store and has the live engine match it:
+        through `chain`, starting before the batch is encoded and stored (the caller waits for
+        the chain before answering, so that a crash in between makes the caller send the batch
+        again), or after it is stored. The first event of each id is kept."""
+        unique = batch.first_of_each_id()
         if chain is None:
+            prepared = await asyncio.to_thread(self.events.prepare, project, unique, len(batch))
             counts = await self.events.add_prepared(prepared)
             if self.live is not None:
-                await self.live.on_events(prepared.project, prepared.batch)
+                await self.live.on_events(project, unique)
             return counts
-        stored = await chain.add(prepared.project, prepared.batch)
+        stored = await chain.add(project, unique)
         try:
+            prepared = await asyncio.to_thread(self.events.prepare, project, unique, len(batch))
             counts = await self.events.add_prepared(prepared)
         except BaseException:
             stored.set_result(False)

@@ -97,10 +97,8 @@ class EvaluatorServicer(
                 _count_stored(out, await storing)
                 storing = None
             if pending and project is not None:
-                # in a worker thread, so that the event loop keeps reading messages
-                prepared = await asyncio.to_thread(self.ev.events.prepare, project, pending)
-                pending = EventBatch()
-                storing = asyncio.create_task(self.ev.store_events(prepared, live))
+                batch, pending = pending, EventBatch()
+                storing = asyncio.create_task(self.ev.store_events(project, batch, live))
 
         try:
             async for request in request_iterator:

@@ -3,6 +3,7 @@ stream index, idempotence, typed storage, pipelined batches, and the columnar in
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,6 @@ from libs.common.errors import InvalidArgument, Unavailable
 from libs.model.definition_proto import datetime_to_timestamp
 from segments.v1 import evaluator_service_pb2 as pb
 from services.evaluator.adapters.event_store import EventStore
-from services.evaluator.adapters.project_locks import ProjectLocks
 from services.evaluator.application import Evaluator
 from services.evaluator.domain.records import Event, EventBatch
 from services.evaluator.grpc_api import EvaluatorServicer
@@ -180,7 +180,7 @@ async def test_messages_gathered_while_a_batch_is_stored_keep_counts_and_indexes
 
 
 async def test_store_prepares_batches_apart_from_the_engine(ch: ClickHouse) -> None:
-    store = EventStore(ch, ProjectLocks())
+    store = EventStore(ch)
     batch = EventBatch()
     for i, user in enumerate(["a", "b", "a"]):
         batch.append(Event(f"e{i}", user, "Buy", T0 - timedelta(minutes=i), {"n": float(i)}))
@@ -191,6 +191,103 @@ async def test_store_prepares_batches_apart_from_the_engine(ch: ClickHouse) -> N
     assert await store.add_events("p1", batch.select([3, 1])) == (0, 2)
     rows = await ch.query("SELECT user_id, min(seen_at) FROM users GROUP BY user_id ORDER BY 1")
     assert rows == [("a", T0 - timedelta(minutes=2)), ("b", T0 - timedelta(minutes=1))]
+
+
+class _Counted:
+    """The real engine, counting the inserts into each table; inserts into `gated` wait for
+    `gate` (a batch held while it is being stored)."""
+
+    def __init__(self, ch: ClickHouse, gated: str = "") -> None:
+        self._ch = ch
+        self.inserts: dict[str, int] = {}
+        self.gated = gated
+        self.gate = asyncio.Event()
+        self.held = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ch, name)
+
+    async def insert_encoded(self, table: str, data: Any, settings: Any = None) -> None:
+        self.inserts[table] = self.inserts.get(table, 0) + 1
+        if table == self.gated:
+            self.held.set()
+            await self.gate.wait()
+        await self._ch.insert_encoded(table, data, settings)
+
+
+def _batch(*events: tuple[str, str]) -> EventBatch:
+    batch = EventBatch()
+    for event_id, user_id in events:
+        batch.append(Event(event_id, user_id, "Buy", T0, {}))
+    return batch
+
+
+async def test_calls_waiting_for_the_project_are_stored_together_each_told_its_counts(
+    ch: ClickHouse,
+) -> None:
+    counted = _Counted(ch, gated="events")
+    store = EventStore(counted)
+    first = asyncio.create_task(store.add_events("p1", _batch(("a0", "u1"), ("a1", "u1"))))
+    await counted.held.wait()  # the first call's events are being stored
+    calls = [
+        _batch(("x", "b"), ("b1", "b")),
+        _batch(("a0", "c"), ("c1", "c")),  # a0: stored by the first call
+        _batch(("x", "d"), ("d1", "d"), ("d1", "d")),  # x: the call before's in this group
+    ]
+    waiting = [asyncio.create_task(store.add_events("p1", b)) for b in calls]
+    await asyncio.sleep(0.05)
+    counted.gate.set()
+    assert await first == (2, 0)
+    assert await asyncio.gather(*waiting) == [(2, 0), (1, 1), (1, 2)]
+    assert counted.inserts["events"] == 2  # the three waiting calls in one insert
+    rows = await ch.query("SELECT event_id, user_id FROM events ORDER BY event_id")
+    assert rows == [("a0", "u1"), ("a1", "u1"), ("b1", "b"), ("c1", "c"), ("d1", "d"),
+                    ("x", "b")]  # fmt: skip
+    assert await store.add_events("p1", calls[2]) == (0, 3)
+
+
+def test_joined_batches_keep_each_users_earliest_event() -> None:
+    early, late = EventBatch(), EventBatch()
+    late.append(Event("l1", "u1", "Buy", T0, {}))
+    late.append(Event("l2", "u2", "Buy", T0, {}))
+    early.append(Event("e1", "u2", "Buy", T0 - timedelta(hours=1), {"n": 1.0}))
+    early.append(Event("e2", "u1", "Buy", T0 + timedelta(hours=1), {}))
+    joined = EventBatch.concat([late, early])
+    assert joined.event_ids == ["l1", "l2", "e1", "e2"]
+    assert joined.num_props[2] == {"n": 1.0}
+    assert joined.first_seen == {"u1": 0, "u2": 2}
+    assert EventBatch.concat([]).event_ids == []
+
+
+async def test_a_group_that_fails_fails_each_of_its_calls_and_is_stored_once_resent(
+    ch: ClickHouse,
+) -> None:
+    store = EventStore(_CrashAfter(ch, "events"))
+    batches = [_batch(("e1", "u1")), _batch(("e2", "u2"), ("e1", "u1"))]
+    outcomes = await asyncio.gather(
+        *(store.add_events("p1", b) for b in batches), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [Unavailable, Unavailable]
+    again = EventStore(ch)
+    assert [await again.add_events("p1", b) for b in batches] == [(0, 1), (0, 2)]
+    rows = await ch.query("SELECT event_id, count() FROM events GROUP BY 1 ORDER BY 1")
+    assert rows == [("e1", 1), ("e2", 1)]
+
+
+async def test_a_call_cancelled_while_it_waits_stores_nothing(ch: ClickHouse) -> None:
+    counted = _Counted(ch, gated="events")
+    store = EventStore(counted)
+    first = asyncio.create_task(store.add_events("p1", _batch(("e1", "u1"))))
+    await counted.held.wait()
+    cancelled = asyncio.create_task(store.add_events("p1", _batch(("e2", "u2"))))
+    kept = asyncio.create_task(store.add_events("p1", _batch(("e3", "u3"))))
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    counted.gate.set()
+    assert (await first, await kept) == ((1, 0), (1, 0))
+    assert cancelled.cancelled()
+    rows = await ch.query("SELECT event_id FROM events ORDER BY 1")
+    assert rows == [("e1",), ("e3",)]
 
 
 async def test_encoded_inserts_round_trip_hostile_values(ch: ClickHouse) -> None:
@@ -273,8 +370,8 @@ async def test_a_batch_resent_after_a_crash_between_writes_is_stored_once(
     batch.append(Event("e1", "u1", "Buy", T0, {"n": 1.0}))
     batch.append(Event("e2", "u2", "View", T0 + timedelta(seconds=1), {}))
     with pytest.raises(Unavailable):
-        await EventStore(_CrashAfter(ch, table), ProjectLocks()).add_events("p1", batch)
-    store = EventStore(ch, ProjectLocks())
+        await EventStore(_CrashAfter(ch, table)).add_events("p1", batch)
+    store = EventStore(ch)
     accepted = 2 if table == "event_ids" else 0  # cut before or after the events
     assert await store.add_events("p1", batch) == (accepted, 2 - accepted)
     assert await store.add_events("p1", batch) == (0, 2)
@@ -290,10 +387,10 @@ async def test_a_crash_cut_id_resent_with_other_content_keeps_the_resent_event(
     first = EventBatch()
     first.append(Event("e1", "u1", "Buy", T0, {}))
     with pytest.raises(Unavailable):
-        await EventStore(_CrashAfter(ch, "event_ids"), ProjectLocks()).add_events("p1", first)
+        await EventStore(_CrashAfter(ch, "event_ids")).add_events("p1", first)
     other = EventBatch()
     other.append(Event("e1", "u9", "View", T0 + timedelta(hours=1), {}))
-    store = EventStore(ch, ProjectLocks())
+    store = EventStore(ch)
     assert await store.add_events("p1", other) == (1, 0)
     assert await store.add_events("p1", other) == (0, 1)
     assert await store.add_events("p1", first) == (0, 1)  # the id is taken now
@@ -307,5 +404,5 @@ async def test_ids_recorded_before_keys_were_count_as_stored(ch: ClickHouse) -> 
     batch = EventBatch()
     batch.append(Event("old", "u1", "Buy", T0, {}))
     batch.append(Event("new", "u1", "Buy", T0, {}))
-    assert await EventStore(ch, ProjectLocks()).add_events("p1", batch) == (1, 1)
+    assert await EventStore(ch).add_events("p1", batch) == (1, 1)
     assert await ch.query("SELECT event_id FROM events") == [("new",)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,6 @@ from typing import Any
 from libs.clickhouse import InsertData, encode_insert
 from libs.clickhouse.common import encode_columns, time_text
 from libs.clickhouse.port import ClickHouse
-from services.evaluator.adapters.project_locks import ProjectLocks
 from services.evaluator.domain.records import EventBatch
 
 _EVENT_COLUMNS = [
@@ -69,22 +69,40 @@ class PreparedEvents:
     batch_id: str  # this attempt's token: recorded with its ids, then as finished
 
 
+@dataclass
+class _Call:
+    """An ingest call's batch waiting to be stored, and where its counts go."""
+
+    prepared: PreparedEvents
+    counts: asyncio.Future[tuple[int, int]]
+
+
 class EventStore:
-    def __init__(self, ch: ClickHouse, locks: ProjectLocks) -> None:
+    """Stores ingested batches; one writer per project at a time in this process.
+
+    Calls for a project that arrive while a batch of it is being stored wait, and are then
+    stored together (up to `group_events` events): one lookup of their ids and one set of
+    inserts for all of them, each call told its own counts. Many small calls at once are
+    stored at the pace of a few large ones instead of queueing one behind the other.
+    """
+
+    def __init__(self, ch: ClickHouse, group_events: int = 50_000) -> None:
         self._ch = ch
-        self._locks = locks
+        self._group_events = group_events
+        self._waiting: dict[str, deque[_Call]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
 
     async def add_events(self, project: str, batch: EventBatch) -> tuple[int, int]:
         """Stores the events whose id is new; returns (accepted, duplicates)."""
         return await self.add_prepared(self.prepare(project, batch))
 
-    def prepare(self, project: str, batch: EventBatch) -> PreparedEvents:
+    def prepare(
+        self, project: str, batch: EventBatch, received: int | None = None
+    ) -> PreparedEvents:
         """Everything storing the batch needs but the engine: drops repeated ids (the first event
-        of an id is kept) and encodes the inserts, for when every id turns out to be new."""
-        first: dict[str, int] = {}
-        for index, event_id in enumerate(batch.event_ids):
-            first.setdefault(event_id, index)
-        unique = batch if len(first) == len(batch) else batch.select(list(first.values()))
+        of an id is kept) and encodes the inserts, for when every id turns out to be new.
+        `received`: how many events the call sent, when `batch` is already without repeats."""
+        unique = batch.first_of_each_id()
         projects = [project] * len(unique)
         times = [time_text(t) for t in unique.event_times]  # once for events and users
         events: list[Sequence[Any]] = [
@@ -95,7 +113,8 @@ class EventStore:
         batch_id = str(uuid.uuid4())
         users = [projects[: len(seen)], list(seen), [times[i] for i in seen.values()]]
         return PreparedEvents(
-            project, unique, len(batch), encode_columns(["id"], [unique.event_ids]),
+            project, unique, len(batch) if received is None else received,
+            encode_columns(["id"], [unique.event_ids]),
             encode_insert(_EVENT_COLUMNS, events), encode_insert(_USER_COLUMNS, users),
             encode_insert(
                 _ID_COLUMNS,
@@ -108,6 +127,92 @@ class EventStore:
     async def add_prepared(self, prepared: PreparedEvents) -> tuple[int, int]:
         """Stores the prepared events whose id is new; returns (accepted, duplicates).
 
+        The call waits while another batch of the project is being stored, then is stored
+        with the calls that waited beside it (see the class). A call cancelled while it waits
+        stores nothing; once its group is being stored, it is stored whatever the call does.
+        """
+        project = prepared.project
+        call = _Call(prepared, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(project, deque()).append(call)
+        if project not in self._writers:
+            self._writers[project] = asyncio.create_task(self._write(project))
+        return await call.counts
+
+    async def _write(self, project: str) -> None:
+        """Stores the project's waiting calls, group after group, until none waits."""
+        waiting = self._waiting[project]
+        try:
+            while group := self._take(waiting):
+                try:
+                    results = await self._store_group(project, [c.prepared for c in group])
+                except Exception as exc:  # each call of the group fails with it
+                    for call in group:
+                        if not call.counts.done():
+                            call.counts.set_exception(exc)
+                    continue
+                except BaseException:
+                    for call in group:
+                        call.counts.cancel()
+                    raise
+                for call, counts in zip(group, results, strict=True):
+                    if not call.counts.done():
+                        call.counts.set_result(counts)
+        finally:
+            del self._writers[project]
+            if not waiting:
+                del self._waiting[project]
+            else:  # stopped by a cancellation: the calls still waiting are not stored
+                for call in waiting:
+                    call.counts.cancel()
+                waiting.clear()
+                del self._waiting[project]
+
+    def _take(self, waiting: deque[_Call]) -> list[_Call]:
+        """The next group: the calls waiting longest, up to `group_events` events (at least
+        one call); calls cancelled while they waited are left out."""
+        group: list[_Call] = []
+        size = 0
+        while waiting:
+            call = waiting[0]
+            if call.counts.done():
+                waiting.popleft()
+                continue
+            if group and size + len(call.prepared.batch) > self._group_events:
+                break
+            group.append(waiting.popleft())
+            size += len(call.prepared.batch)
+        return group
+
+    async def _store_group(
+        self, project: str, calls: Sequence[PreparedEvents]
+    ) -> list[tuple[int, int]]:
+        """Stores the calls' events as one batch; the (accepted, duplicates) of each call. An
+        id sent by two calls of the group is the first one's (the other's is a duplicate)."""
+        if len(calls) == 1:
+            prepared, claims = calls[0], [calls[0].batch.event_ids]
+        else:
+            claimed: set[str] = set()
+            parts: list[EventBatch] = []
+            claims = []
+            for call in calls:
+                ids = call.batch.event_ids
+                keep = [i for i, event_id in enumerate(ids) if event_id not in claimed]
+                claimed.update(ids)
+                part = call.batch if len(keep) == len(ids) else call.batch.select(keep)
+                parts.append(part)
+                claims.append(part.event_ids)
+            merged = EventBatch.concat(parts)
+            prepared = await asyncio.to_thread(self.prepare, project, merged)
+        done = await self._store(prepared)
+        results = []
+        for call, ids in zip(calls, claims, strict=True):
+            accepted = len(ids) - sum(1 for event_id in ids if event_id in done)
+            results.append((accepted, call.received - accepted))
+        return results
+
+    async def _store(self, prepared: PreparedEvents) -> set[str]:
+        """Stores the prepared events whose id is new; returns the ids stored before.
+
         Each id is written before its event, with the event's sort key and the attempt's
         token, then the event, then its user and the token as finished (side by side): a
         crash between the writes leaves ids of an unfinished attempt, and a re-sent batch
@@ -116,35 +221,34 @@ class EventStore:
         before are written again (the earliest time wins), so a crash before its users were
         written is repaired too.
         """
-        project, received = prepared.project, prepared.received
-        async with self._locks(f"events:{project}"):
-            params = {"project": project, "ids": prepared.ids}
-            earlier: list[tuple[str, datetime]] = []
-            if await self._ch.query(_ANY_ID_RECORDED, params):
-                rows = await self._ch.query(_SELECT_COMMITTED_IDS, params)
-                done = {r[0] for r in rows}
-                earlier = [(r[1], r[2]) for r in rows if r[1]]  # their users, written again
-                batch = prepared.batch
-                keep = [i for i, event_id in enumerate(batch.event_ids) if event_id not in done]
-                if len(keep) < len(batch):
-                    prepared = self.prepare(project, batch.select(keep))
-            if len(prepared.batch):
-                await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
-                await self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT)
-                # the users and the token side by side: a re-sent batch writes again the users
-                # of the events it finds stored, whether or not the token was written
-                finished = encode_insert(["project", "batch"], [[project], [prepared.batch_id]])
-                for outcome in await asyncio.gather(
-                    self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT),
-                    self._ch.insert_encoded("ingest_batches", finished, _SYNC_INSERT),
-                    return_exceptions=True,  # both finish before the lock is released
-                ):
-                    if isinstance(outcome, BaseException):
-                        raise outcome
-            if earlier:
-                await self._ch.insert_encoded("users", _users(project, earlier), _SYNC_INSERT)
-        accepted = len(prepared.batch)
-        return accepted, received - accepted
+        project = prepared.project
+        params = {"project": project, "ids": prepared.ids}
+        earlier: list[tuple[str, datetime]] = []
+        done: set[str] = set()
+        if await self._ch.query(_ANY_ID_RECORDED, params):
+            rows = await self._ch.query(_SELECT_COMMITTED_IDS, params)
+            done = {r[0] for r in rows}
+            earlier = [(r[1], r[2]) for r in rows if r[1]]  # their users, written again
+            batch = prepared.batch
+            keep = [i for i, event_id in enumerate(batch.event_ids) if event_id not in done]
+            if len(keep) < len(batch):
+                prepared = self.prepare(project, batch.select(keep))
+        if len(prepared.batch):
+            await self._ch.insert_encoded("event_ids", prepared.event_ids, _SYNC_INSERT)
+            await self._ch.insert_encoded("events", prepared.events, _SYNC_INSERT)
+            # the users and the token side by side: a re-sent batch writes again the users
+            # of the events it finds stored, whether or not the token was written
+            finished = encode_insert(["project", "batch"], [[project], [prepared.batch_id]])
+            for outcome in await asyncio.gather(
+                self._ch.insert_encoded("users", prepared.users, _SYNC_INSERT),
+                self._ch.insert_encoded("ingest_batches", finished, _SYNC_INSERT),
+                return_exceptions=True,  # both finish before the next group starts
+            ):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        if earlier:
+            await self._ch.insert_encoded("users", _users(project, earlier), _SYNC_INSERT)
+        return done
 
 
 def _users(project: str, events: list[tuple[str, datetime]]) -> InsertData:

@@ -81,6 +81,33 @@ class EventBatch:
     def __len__(self) -> int:
         return len(self.event_ids)
 
+    @classmethod
+    def concat(cls, parts: Sequence[EventBatch]) -> EventBatch:
+        """The events of `parts`, one after the other."""
+        joined = cls()
+        for part in parts:
+            offset = len(joined)
+            for user_id, index in part.first_seen.items():
+                seen = joined.first_seen.get(user_id)
+                if seen is None or part.event_times[index] < joined.event_times[seen]:
+                    joined.first_seen[user_id] = offset + index
+            joined.event_ids += part.event_ids
+            joined.user_ids += part.user_ids
+            joined.event_names += part.event_names
+            joined.event_times += part.event_times
+            joined.str_props += part.str_props
+            joined.num_props += part.num_props
+            joined.bool_props += part.bool_props
+            joined.time_props += part.time_props
+        return joined
+
+    def first_of_each_id(self) -> EventBatch:
+        """The batch without repeated ids: the first event of each id (itself if none is)."""
+        first: dict[str, int] = {}
+        for index, event_id in enumerate(self.event_ids):
+            first.setdefault(event_id, index)
+        return self if len(first) == len(self) else self.select(list(first.values()))
+
     def select(self, indexes: Sequence[int]) -> EventBatch:
         """The events at `indexes`, in that order."""
         picked = EventBatch(
