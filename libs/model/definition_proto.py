@@ -74,10 +74,17 @@ def instant_from_proto(ts: timestamp_pb2.Timestamp, path: str) -> datetime:
     return value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    """The instant as a Timestamp (a naive datetime is taken as the machine's local time)."""
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)
+    delta = value - _EPOCH  # exact integer arithmetic, unlike Timestamp.FromDatetime's
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def duration_to_timedelta(d: duration_pb2.Duration, path: str = "") -> timedelta:
