@@ -88,6 +88,7 @@ class Suite:
         import grpc
 
         from libs.common.config import Config
+        from libs.common.heap import settle_heap
         from libs.common.server import RunningServer
         from segments.v1 import definition_service_pb2_grpc as dgrpc
         from segments.v1 import evaluator_service_pb2_grpc as egrpc
@@ -105,6 +106,7 @@ class Suite:
         config = all_in_one_config(config, "127.0.0.1", 0)
         self.server = RunningServer(build_services("all", config), config)
         await self.server.start()
+        settle_heap()  # as `segments serve` does once started
         self.channel = grpc.aio.insecure_channel(self.server.address)
         self.definitions = dgrpc.SegmentDefinitionServiceStub(self.channel)
         self.evaluator = egrpc.SegmentEvaluatorServiceStub(self.channel)

@@ -27,6 +27,7 @@ from libs.common.access_peer import PeerAccessDecider
 from libs.common.config import Config, ConfigError
 from libs.common.errors import DomainError
 from libs.common.health import DEFAULT_INTERVAL_SECONDS, HealthMonitor
+from libs.common.heap import settle_heap
 from libs.common.interceptors import server_interceptors
 from libs.common.limits import ConcurrencyLimiter, FailedAuthLimiter
 from libs.common.logging import get_logger
@@ -303,6 +304,7 @@ async def serve(
                 result = on_started(server)
                 if asyncio.iscoroutine(result):
                     await result
+            settle_heap()
             await stop_requested.wait()
         finally:
             await server.stop()
