@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.machine import CpuShare
 from bench.run import peak_rss_mb
 
 NAMES = 20
@@ -87,6 +88,7 @@ class Suite:
     async def __aenter__(self) -> Suite:
         import grpc
 
+        from libs.clickhouse.engine_priority import lower_engine_threads
         from libs.common.config import Config
         from libs.common.heap import settle_heap
         from libs.common.server import RunningServer
@@ -94,7 +96,11 @@ class Suite:
         from segments.v1 import evaluator_service_pb2_grpc as egrpc
         from services.cli import all_in_one_config, build_services
 
-        self._dir = tempfile.TemporaryDirectory(prefix="segments-live-bench-")
+        # the embedded engine stays open until the process exits (one per process), and its
+        # background merges may still write while the directory is removed
+        self._dir = tempfile.TemporaryDirectory(
+            prefix="segments-live-bench-", ignore_cleanup_errors=True
+        )
         key = secrets.token_urlsafe(32)
         #: every call sends the suite's admin key
         self.auth = (("authorization", f"Bearer {key}"),)
@@ -107,6 +113,7 @@ class Suite:
         self.server = RunningServer(build_services("all", config), config)
         await self.server.start()
         settle_heap()  # as `segments serve` does once started
+        lower_engine_threads(config.chdb_thread_nice)
         self.channel = grpc.aio.insecure_channel(self.server.address)
         self.definitions = dgrpc.SegmentDefinitionServiceStub(self.channel)
         self.evaluator = egrpc.SegmentEvaluatorServiceStub(self.channel)
@@ -294,6 +301,7 @@ async def scenario_latency(
                 answered[e.event_id] = done
 
         in_flight: set[asyncio.Task[None]] = set()
+        machine = CpuShare()
         started = tick = time.perf_counter()
         for step in range(seconds * 20):
             batch = [_event(pb, step * 50 + k, datetime.now(UTC), name=f"ev{9 + 10 * (k % 2)}")
@@ -310,6 +318,7 @@ async def scenario_latency(
             await asyncio.sleep(max(0.0, tick - time.perf_counter()))
         await asyncio.gather(*in_flight)
         elapsed = time.perf_counter() - started
+        cpu = machine.shares()
         await asyncio.sleep(2.0)
         follower.cancel()
     delays = sorted((seen[i] - sent[i]) * 1000 for i in sent if i in seen)
@@ -326,6 +335,7 @@ async def scenario_latency(
         "after_answer_p99_ms": round(after[int(len(after) * 0.99) - 1], 2),
         "ingest_call_p50_ms": round(statistics.median(calls), 2),
         "ingest_call_p99_ms": round(calls[int(len(calls) * 0.99) - 1], 2),
+        **cpu,
     }  # fmt: skip
 
 

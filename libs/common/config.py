@@ -92,6 +92,8 @@ class Config:
     shutdown_grace_seconds: float = 10.0
     # Memory cap for one ClickHouse query; past half of it, GROUP BY and ORDER BY spill to disk.
     query_max_memory_bytes: int = 4 * 1024**3
+    # Nice value of the embedded engine's threads in a serving process (0: as the process's).
+    chdb_thread_nice: int = 10
     # Snapshot versions kept per segment (older ones are deleted after a new one commits).
     snapshots_kept: int = 3
     # Members of committed snapshots held in memory for batch membership (0 disables the cache).
@@ -245,6 +247,9 @@ class Config:
                 "SEGMENTS_AUTH_FAILURES_PER_MINUTE and SEGMENTS_MAX_CONCURRENT_EXPENSIVE_CALLS "
                 f"must not be negative, got {failures} and {expensive}"
             )
+        nice = _int(env, "SEGMENTS_CHDB_THREAD_NICE", defaults.chdb_thread_nice)
+        if not 0 <= nice <= 19:
+            raise ConfigError(f"SEGMENTS_CHDB_THREAD_NICE must be 0 to 19, got {nice}")
         auth_cache = _float(env, "SEGMENTS_AUTH_CACHE_SECONDS", defaults.auth_cache_seconds)
         if not 0 <= auth_cache <= 300:
             raise ConfigError(f"SEGMENTS_AUTH_CACHE_SECONDS must be 0 to 300, got {auth_cache}")
@@ -356,6 +361,7 @@ class Config:
             query_max_memory_bytes=_int(
                 env, "SEGMENTS_QUERY_MAX_MEMORY_BYTES", defaults.query_max_memory_bytes
             ),
+            chdb_thread_nice=nice,
             snapshots_kept=kept,
             membership_cache_members=cached,
             snapshot_check_seconds=check,

@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from libs.audit import AuditStore, AuditWriter
+from libs.clickhouse.engine_priority import lower_engine_threads
 from libs.common import tracing
 from libs.common.access import AccessDecider, CachingDecider
 from libs.common.access_interceptor import AccessInterceptor
@@ -305,6 +306,8 @@ async def serve(
                 if asyncio.iscoroutine(result):
                     await result
             settle_heap()
+            if not config.clickhouse_url:
+                lower_engine_threads(config.chdb_thread_nice)
             await stop_requested.wait()
         finally:
             await server.stop()
