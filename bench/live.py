@@ -11,8 +11,8 @@ directory), through gRPC; with `--server-process` (latency and timers) the servi
    one run.
 2. latency: with the 100 segments, events sent at 1,000/s (a call of 50 every 50 ms, each
    waiting for the one before; `--overlap`: not waiting) while a subscriber follows
-   StreamLiveEntries; the time from sending an event to receiving its entry, p50 and p99,
-   and the rate achieved.
+   StreamLiveEntries (`--per-message N`: N entries at most per message); the time from
+   sending an event to receiving its entry, p50 and p99, and the rate achieved.
 3. timers: N pending inaction timers due at 1,000 a second, then N due at the same instant;
    how late each entry arrives at the subscriber after its timer was due, p50 and p99.
 4. sigkill: N timers due at 1,000 a second in a `segments serve all` process killed with
@@ -251,25 +251,31 @@ async def _follow(
     seen: dict[str, float],
     want: int,
     ready: asyncio.Event | None = None,
+    per_message: int = 0,
 ) -> None:
+    """Follows the project's entries (`per_message`: max_entries_per_message), noting when
+    each trigger event's entry arrived."""
     from segments.v1 import evaluator_service_pb2 as pb
 
     await suite.project(project)
-    call = suite.evaluator.StreamLiveEntries(
-        pb.StreamLiveEntriesRequest(parent=f"projects/{project}"), metadata=suite.auth
+    request = pb.StreamLiveEntriesRequest(
+        parent=f"projects/{project}", max_entries_per_message=per_message
     )
+    call = suite.evaluator.StreamLiveEntries(request, metadata=suite.auth)
     await call.initial_metadata()  # following from here on
     if ready is not None:
         ready.set()
     async for response in call:
-        seen[response.entry.trigger_event.event_id] = time.perf_counter()
+        now = time.perf_counter()
+        for entry in response.entries or [response.entry]:
+            seen[entry.trigger_event.event_id] = now
         if len(seen) >= want:
             call.cancel()
             return
 
 
 async def scenario_latency(
-    seconds: int, overlap: bool = False, server_process: bool = False
+    seconds: int, overlap: bool = False, server_process: bool = False, per_message: int = 0
 ) -> dict[str, Any]:
     """Entry latency at 1,000 events/s (a call of 50 events every 50 ms), from the call's start
     and from its answer (the events accepted), and, for comparison,
@@ -277,7 +283,8 @@ async def scenario_latency(
     stored, before the call answers). A call waits for the one before to answer (a client
     sending one call at a time: when a call takes longer than 50 ms the rate falls short, see
     `events_per_s`); with `overlap` a call starts every 50 ms whatever the ones before do.
-    With `server_process` the services run in a process of their own."""
+    With `server_process` the services run in a process of their own; `per_message`: the
+    subscriber's max_entries_per_message (0: one entry per message)."""
     from segments.v1 import definition_model_pb2 as dm
     from segments.v1 import evaluator_service_pb2 as pb
 
@@ -288,7 +295,7 @@ async def scenario_latency(
         seen: dict[str, float] = {}
         calls: list[float] = []
         ready = asyncio.Event()
-        follower = asyncio.create_task(_follow(suite, "lat", seen, 10**9, ready))
+        follower = asyncio.create_task(_follow(suite, "lat", seen, 10**9, ready, per_message))
         await ready.wait()
 
         async def send(batch: list[Any]) -> None:
@@ -328,6 +335,7 @@ async def scenario_latency(
     return {
         **_server(suite),
         "events": len(sent), "entries_received": len(delays), "overlapping_calls": overlap,
+        "max_entries_per_message": per_message,
         "events_per_s": round(len(sent) / elapsed),
         "p50_ms": round(statistics.median(delays), 2),
         "p99_ms": round(delays[int(len(delays) * 0.99) - 1], 2),
@@ -411,6 +419,10 @@ def main() -> None:
         help="latency: start a call every 50 ms without waiting for the ones before",
     )  # fmt: skip
     parser.add_argument(
+        "--per-message", type=int, default=0,
+        help="latency: the subscriber's max_entries_per_message (0: one entry per message)",
+    )  # fmt: skip
+    parser.add_argument(
         "--server-process", action="store_true",
         help="latency, timers: the services in a process of their own (`segments serve all`)",
     )  # fmt: skip
@@ -423,7 +435,9 @@ def main() -> None:
 
         run: dict[str, Callable[[int], Coroutine[Any, Any, dict[str, Any]]]] = {
             "ingest": scenario_ingest, "sigkill": scenario_sigkill,
-            "latency": lambda size: scenario_latency(size, args.overlap, args.server_process),
+            "latency": lambda size: scenario_latency(
+                size, args.overlap, args.server_process, args.per_message
+            ),
             "timers": lambda size: scenario_timers(size, args.server_process),
         }  # fmt: skip
         result = asyncio.run(run[args.scenario](args.size))

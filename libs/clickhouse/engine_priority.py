@@ -4,14 +4,15 @@ In a serving process with the embedded engine (chDB), the engine's threads (quer
 inserts, background merges) and the event loop share the machine's cores. When they are
 busy, the event loop, which answers calls and hands live entries to their streams, waited
 behind the engine's work: at 1,000 events a second on two cores, entry latency p99 fell from
-129 and 85 ms to 82 and 57 ms with the engine's threads at nice 10 (docs/benchmarks.md).
+129 and 85 ms to 82 and 57 ms with the engine's threads 10 nice steps lower (one run each,
+docs/benchmarks.md).
 The engine's work is not refused anything: it takes what the loop leaves, and all of it
 when the loop is idle.
 
 Threads of the engine are told apart as the threads that Python did not start and that are
 not gRPC's; ClickHouse starts its pool threads as work needs them, so a watcher thread looks
 again every few seconds. Raising a thread's nice value needs no privilege; threads with a
-nice value already set (the engine sets some itself) are left as they are.
+priority of their own already (the engine sets some itself) are left as they are.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ _start_lock = threading.Lock()
 
 
 def lower_engine_threads(nice: int) -> None:
-    """Runs the embedded engine's threads at `nice` (1 to 19) from now until the process
-    exits; 0 leaves them alone. Idempotent: the first call of a process decides."""
+    """Runs the embedded engine's threads `nice` (1 to 19) steps below the process's own
+    priority from now until the process exits; 0 leaves them alone. Idempotent: the first
+    call of a process decides."""
     global _started
     if nice <= 0 or not _TASKS.is_dir():
         return
@@ -53,7 +55,9 @@ def _watch(nice: int) -> None:
 
 
 def lower_once(nice: int) -> int:
-    """Lowers the priority of the engine threads that run at the default one; how many."""
+    """Lowers by `nice` the priority of the engine threads that run at the process's own
+    (never past 19, the lowest); how many."""
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
     python_threads = {t.native_id for t in threading.enumerate()}
     lowered = 0
     try:
@@ -65,9 +69,9 @@ def lower_once(nice: int) -> int:
             continue
         try:
             name = (_TASKS / str(tid) / "comm").read_text().strip()
-            if name.startswith(_GRPC_THREADS) or os.getpriority(os.PRIO_PROCESS, tid) != 0:
+            if name.startswith(_GRPC_THREADS) or os.getpriority(os.PRIO_PROCESS, tid) != base:
                 continue
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
+            os.setpriority(os.PRIO_PROCESS, tid, min(base + nice, 19))
             lowered += 1
         except OSError:  # the thread ended meanwhile, or the system refuses: leave it
             continue

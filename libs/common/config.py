@@ -92,7 +92,8 @@ class Config:
     shutdown_grace_seconds: float = 10.0
     # Memory cap for one ClickHouse query; past half of it, GROUP BY and ORDER BY spill to disk.
     query_max_memory_bytes: int = 4 * 1024**3
-    # Nice value of the embedded engine's threads in a serving process (0: as the process's).
+    # Nice steps below the process's priority of the embedded engine's threads in a serving
+    # process (0: at the process's).
     chdb_thread_nice: int = 10
     # Snapshot versions kept per segment (older ones are deleted after a new one commits).
     snapshots_kept: int = 3

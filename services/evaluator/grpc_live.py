@@ -17,9 +17,11 @@ from services.evaluator.domain.names import parse_project, parse_segment
 from services.evaluator.live.delivery import follow
 from services.evaluator.live.engine import LiveEngine
 from services.evaluator.live.reading import count_entries, parse_cursor
-from services.evaluator.live_messages import bucket_to_pb, entry_to_pb
+from services.evaluator.live_messages import bucket_to_pb, entry_to_pb, live_entry_to_pb
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
+#: StreamLiveEntriesRequest.max_entries_per_message, at most
+MAX_ENTRIES_PER_MESSAGE = 1000
 
 
 class LiveRpcs:
@@ -46,6 +48,11 @@ class LiveRpcs:
         if bool(request.parent) == bool(request.segment):
             raise InvalidArgument.field("segment", "give either parent or segment")
         after = parse_cursor(request.resume_after, "resume_after")
+        per_message = request.max_entries_per_message
+        if not 0 <= per_message <= MAX_ENTRIES_PER_MESSAGE:
+            raise InvalidArgument.field(
+                "max_entries_per_message", f"must be 0 to {MAX_ENTRIES_PER_MESSAGE}"
+            )
         if request.segment:
             await self._live_segment(request.segment)
             name = parse_segment(request.segment)
@@ -58,8 +65,14 @@ class LiveRpcs:
             # the initial metadata tells the subscriber it is following: every entry made
             # after it arrives is sent
             await context.send_initial_metadata(())
-        async for message in follow(engine, project, segment_id, after, entry_to_pb):
-            yield message
+        if per_message <= 1:
+            async for group in follow(engine, project, segment_id, after, entry_to_pb):
+                for message in group:
+                    yield message
+            return
+        async for entries in follow(engine, project, segment_id, after, live_entry_to_pb):
+            for start in range(0, len(entries), per_message):
+                yield pb.StreamLiveEntriesResponse(entries=entries[start : start + per_message])
 
     async def CountLiveEntries(
         self, request: pb.CountLiveEntriesRequest, context: Ctx

@@ -28,6 +28,11 @@ def _event(event: LiveEvent) -> pb.Event:
 
 
 def entry_to_pb(entry: Entry) -> pb.StreamLiveEntriesResponse:
+    """A stream message holding one entry."""
+    return pb.StreamLiveEntriesResponse(entry=live_entry_to_pb(entry))
+
+
+def live_entry_to_pb(entry: Entry) -> pb.LiveEntry:
     live = pb.LiveEntry(
         segment=entry.segment,
         user_id=entry.user_id,
@@ -39,7 +44,7 @@ def entry_to_pb(entry: Entry) -> pb.StreamLiveEntriesResponse:
     )
     if entry.event is not None:
         live.trigger_event.CopyFrom(_event(entry.event))
-    return pb.StreamLiveEntriesResponse(entry=live)
+    return live
 
 
 def bucket_to_pb(count: BucketCount) -> pb.LiveEntryCount:

@@ -139,18 +139,19 @@ async def follow(
     segment_id: str | None,
     after: int,
     convert: Callable[[Entry], T],
-) -> AsyncIterator[T]:
+) -> AsyncIterator[list[T]]:
     """The project's (or one segment's) entries after cursor `after`, in cursor order, each
     converted by `convert`: the stored ones first, then new ones as they are written, until
-    this process shuts down (`EntryBroadcast.close`)."""
+    this process shuts down (`EntryBroadcast.close`). In groups, never empty: the entries
+    ready together (a page read from the store, a transaction's entries handed over)."""
     store = engine.store
     segment = None if segment_id is None else f"projects/{project}/segments/{segment_id}"
     with engine.broadcast.subscribe() as feed:
         position = after  # every entry with a cursor up to here was sent (or is not followed)
         while not engine.broadcast.closed:
             page, position = await store.entries_after(project, segment_id, position, FOLLOW_PAGE)
-            for entry in page:
-                yield convert(entry)
+            if page:
+                yield [convert(entry) for entry in page]
             if len(page) == FOLLOW_PAGE:
                 continue
             # from memory while this process's transactions follow on from the position
@@ -159,7 +160,11 @@ async def follow(
                     continue  # read from the store already
                 if published.after != position:
                     break  # cursors in between that this process did not hand over
-                for index, entry in enumerate(published.entries):
-                    if entry.project == project and segment in (None, entry.segment):
-                        yield published.converted(index, convert)
+                group = [
+                    published.converted(index, convert)
+                    for index, entry in enumerate(published.entries)
+                    if entry.project == project and segment in (None, entry.segment)
+                ]
                 position = published.last
+                if group:
+                    yield group

@@ -26,11 +26,12 @@ from .helpers import Live, single, users
 
 
 @asynccontextmanager
-async def subscribed(live: Live, segment: str) -> AsyncIterator[Any]:
+async def subscribed(live: Live, segment: str, per_message: int = 0) -> AsyncIterator[Any]:
     """A subscriber following `segment` from now on (the store polled every 30 s only)."""
     live.engine.settings = replace(live.engine.settings, poll_seconds=30.0)
     call = live.stack.evaluator.StreamLiveEntries(
-        pb.StreamLiveEntriesRequest(segment=segment), timeout=TIMEOUT
+        pb.StreamLiveEntriesRequest(segment=segment, max_entries_per_message=per_message),
+        timeout=TIMEOUT,
     )
     try:
         await call.initial_metadata()  # following from here on
@@ -173,3 +174,54 @@ async def test_shutdown_lets_subscribers_go_and_they_resume_from_their_cursor(
         assert [e.user_id for e in entries] == ["u2"]
     finally:
         resumed.cancel()
+
+
+async def messages(call: Any, count: int, quiet: float = 0.3) -> list[list[str]]:
+    """The users of each message's `entries` until `count` entries arrived (and `quiet`
+    seconds more for any extra message); `entry` must be unset in each."""
+    found: list[list[str]] = []
+    while True:
+        try:
+            total = sum(map(len, found))
+            response = await asyncio.wait_for(call.read(), 5 if total < count else quiet)
+        except TimeoutError:
+            assert sum(map(len, found)) >= count
+            return found
+        assert not response.HasField("entry") and response.entries
+        assert in_order(response.entries)
+        found.append([e.user_id for e in response.entries])
+
+
+async def test_entries_ready_together_travel_in_one_message_up_to_the_limit(live: Live) -> None:
+    seg = await live.define("buyers", single("Buy"))
+    async with subscribed(live, seg, per_message=2) as call:
+        await live.engine.commit(outbox(seg, "u1", "u2", "u3"), T0)
+        await live.engine.commit(outbox(seg, "u4"), T0)
+        assert await messages(call, 4) == [["u1", "u2"], ["u3"], ["u4"]]
+    # stored ones as read from the store: a page at a time
+    replay = live.stack.evaluator.StreamLiveEntries(
+        pb.StreamLiveEntriesRequest(segment=seg, resume_after="0", max_entries_per_message=1000),
+        timeout=TIMEOUT,
+    )
+    try:
+        assert await messages(replay, 4) == [["u1", "u2", "u3", "u4"]]
+    finally:
+        replay.cancel()
+    single_entries = await live.entries(4, segment=seg)  # 0: one entry per message, in `entry`
+    assert users(single_entries) == ["u1", "u2", "u3", "u4"]
+
+
+async def test_a_max_entries_per_message_out_of_range_is_invalid_argument(live: Live) -> None:
+    seg = await live.define("buyers", single("Buy"))
+    for bad in (-1, 1001):
+        call = live.stack.evaluator.StreamLiveEntries(
+            pb.StreamLiveEntriesRequest(segment=seg, max_entries_per_message=bad),
+            timeout=TIMEOUT,
+        )
+        try:
+            await call.read()
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "max_entries_per_message" in (exc.details() or "")
+        else:
+            raise AssertionError(f"{bad} accepted")
