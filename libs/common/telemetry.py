@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from prometheus_client import Counter
 
 from libs.common import metrics, tracing
 from libs.common.interceptors import code_of, rewrap_handler
@@ -49,6 +50,8 @@ class _Observed:
         self.labels = (_KINDS[kind], service, name)
         self.context = context
         self.started = time.perf_counter()
+        self._received: Counter | None = None
+        self._sent: Counter | None = None
         metrics.RPC_STARTED.labels(*self.labels).inc()
         self.span: tracing.Span | None = None
         if tracing.enabled() and not method.startswith(_UNTRACED_PREFIXES):
@@ -60,10 +63,14 @@ class _Observed:
             )
 
     def received(self) -> None:
-        metrics.RPC_MSG_RECEIVED.labels(*self.labels).inc()
+        if self._received is None:  # the labelled counter looked up once per call
+            self._received = metrics.RPC_MSG_RECEIVED.labels(*self.labels)
+        self._received.inc()
 
     def sent(self) -> None:
-        metrics.RPC_MSG_SENT.labels(*self.labels).inc()
+        if self._sent is None:
+            self._sent = metrics.RPC_MSG_SENT.labels(*self.labels)
+        self._sent.inc()
 
     def finish(self, error: BaseException | None) -> None:
         if error is None:
