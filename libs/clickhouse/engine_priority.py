@@ -26,7 +26,7 @@ from libs.common.logging import get_logger
 _log = get_logger("segments.clickhouse")
 _TASKS = Path("/proc/self/task")
 #: names of gRPC core's own threads (a thread name holds at most 15 characters)
-_GRPC_THREADS = ("grpc", "event_engine", "default-executo", "resolver-execu")
+_GRPC_THREADS = ("grpc", "event_engine", "lifeguard", "default-executo", "resolver-execu")
 LOOK_AGAIN_SECONDS = 2.0
 
 _started = False
