@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -176,33 +177,45 @@ async def test_trend_equals_a_recount_of_each_day_across_a_dst_change(s: Suite) 
     assert got == again
 
 
+async def _created_day(s: Suite, segment: str) -> date:
+    """The day (in New York) `segment` was created."""
+    got = await s.base.definitions.GetSegment(dpb.GetSegmentRequest(name=segment), timeout=TIMEOUT)
+    return got.create_time.ToDatetime(UTC).astimezone(ZoneInfo(NY)).date()
+
+
+async def _filled_week(r: Any, segments: dict[str, str]) -> dict[str, list[Any]]:
+    """Waits (up to 30 s) until every segment's trend has each day of WEEK computed; checks
+    each day's count against the recount and returns the points by segment key."""
+
+    async def filled() -> bool:
+        for segment in segments.values():
+            if not all(p.computed for p in await trend(r, segment, WEEK[0], WEEK[-1])):
+                return False
+        return True
+
+    for _ in range(600):
+        if await filled():
+            break
+        await asyncio.sleep(0.05)
+    found = {}
+    for key, segment in segments.items():
+        points = await trend(r, segment, WEEK[0], WEEK[-1])
+        assert [p.user_count for p in points] == [len(_expected(d)[key]) for d in WEEK], key
+        found[key] = points
+    return found
+
+
 async def test_a_backfill_of_the_week_equals_a_recount_of_each_day(s: Suite) -> None:
     """The back-fill (one ComputeDailyFigures call per segment for the week) as of each
     day's end, across the daylight-saving change: a profile changed after a day keeps that
     day's size (u0 leaves NYC and u7 arrives on Mar 9)."""
     _, segments = await _setup(s)
-    got = await s.base.definitions.GetSegment(
-        dpb.GetSegmentRequest(name=segments["nyc"]), timeout=TIMEOUT
-    )
-    created = got.create_time.ToDatetime(UTC).astimezone(ZoneInfo(NY)).date()
+    created = await _created_day(s, segments["nyc"])
     settings = replace(FAST, scheduler=True, backfill_days=(created - WEEK[0]).days)
     s.clock.set(at(WEEK[-1] + timedelta(days=1), 12, 0, NY))  # yesterday: the week's last day
 
     async with running_reporting(s.base, s.store_url, s.clock, settings) as r:
-
-        async def filled() -> bool:
-            for segment in segments.values():
-                if not all(p.computed for p in await trend(r, segment, WEEK[0], WEEK[-1])):
-                    return False
-            return True
-
-        for _ in range(600):
-            if await filled():
-                break
-            await asyncio.sleep(0.05)
-        for key, segment in segments.items():
-            points = await trend(r, segment, WEEK[0], WEEK[-1])
-            assert [p.user_count for p in points] == [len(_expected(d)[key]) for d in WEEK], key
+        for key, points in (await _filled_week(r, segments)).items():
             sources = [p.source for p in points]
             # the scheduler's daily job takes the last day; the back-fill every other one
             assert sources[:-1] == [pb.TREND_POINT_SOURCE_BACKFILL] * 6, key
@@ -213,10 +226,7 @@ async def test_a_backfill_whose_process_went_away_resumes_where_it_stopped(s: Su
     to the evaluator never returns) leaves the days it wrote; once its lease ran out another
     process takes over from the next day, and the week still equals the recount."""
     _, segments = await _setup(s)
-    got = await s.base.definitions.GetSegment(
-        dpb.GetSegmentRequest(name=segments["nyc"]), timeout=TIMEOUT
-    )
-    created = got.create_time.ToDatetime(UTC).astimezone(ZoneInfo(NY)).date()
+    created = await _created_day(s, segments["nyc"])
     settings = replace(
         FAST, scheduler=True, backfill_days=(created - WEEK[0]).days, backfill_days_per_call=2
     )
@@ -233,20 +243,7 @@ async def test_a_backfill_whose_process_went_away_resumes_where_it_stopped(s: Su
     s.clock.set(s.clock() + timedelta(seconds=settings.lease_seconds + 1))  # its lease ran out
 
     async with running_reporting(s.base, s.store_url, s.clock, settings) as second:
-
-        async def filled() -> bool:
-            for segment in segments.values():
-                if not all(p.computed for p in await trend(second, segment, WEEK[0], WEEK[-1])):
-                    return False
-            return True
-
-        for _ in range(600):
-            if await filled():
-                break
-            await asyncio.sleep(0.05)
-        for key, segment in segments.items():
-            points = await trend(second, segment, WEEK[0], WEEK[-1])
-            assert [p.user_count for p in points] == [len(_expected(d)[key]) for d in WEEK], key
+        await _filled_week(second, segments)
         # the days the first process wrote were not computed again
         asked = [day for segment, day in second.source.days_asked if segment == done_segment]
         assert asked and WEEK[0] not in asked and min(asked) == WEEK[2]
