@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -342,15 +341,13 @@ class Evaluator:
         again), or after it is stored. The first event of each id is kept."""
         unique = batch.first_of_each_id()
         if chain is None:
-            prepared = await asyncio.to_thread(self.events.prepare, project, unique, len(batch))
-            counts = await self.events.add_prepared(prepared)
+            counts = await self.events.add_events(project, unique, len(batch))
             if self.live is not None:
                 await self.live.on_events(project, unique)
             return counts
         stored = await chain.add(project, unique)
         try:
-            prepared = await asyncio.to_thread(self.events.prepare, project, unique, len(batch))
-            counts = await self.events.add_prepared(prepared)
+            counts = await self.events.add_events(project, unique, len(batch))
         except BaseException:
             stored.set_result(False)
             raise

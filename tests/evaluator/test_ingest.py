@@ -187,7 +187,7 @@ async def test_store_prepares_batches_apart_from_the_engine(ch: ClickHouse) -> N
     batch.append(Event("e0", "c", "Buy", T0, {}))
     prepared = store.prepare("p1", batch)
     assert (len(prepared.batch), prepared.received, prepared.users.row_count) == (3, 4, 2)
-    assert await store.add_prepared(prepared) == (3, 1)
+    assert await store.add_events("p1", prepared.batch, prepared.received) == (3, 1)
     assert await store.add_events("p1", batch.select([3, 1])) == (0, 2)
     rows = await ch.query("SELECT user_id, min(seen_at) FROM users GROUP BY user_id ORDER BY 1")
     assert rows == [("a", T0 - timedelta(minutes=2)), ("b", T0 - timedelta(minutes=1))]

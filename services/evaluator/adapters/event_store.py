@@ -73,7 +73,8 @@ class PreparedEvents:
 class _Call:
     """An ingest call's batch waiting to be stored, and where its counts go."""
 
-    prepared: PreparedEvents
+    batch: EventBatch  # the first event of each id
+    received: int  # events as the call sent them, repeated ids included
     counts: asyncio.Future[tuple[int, int]]
 
 
@@ -81,9 +82,9 @@ class EventStore:
     """Stores ingested batches; one writer per project at a time in this process.
 
     Calls for a project that arrive while a batch of it is being stored wait, and are then
-    stored together (up to `group_events` events): one lookup of their ids and one set of
-    inserts for all of them, each call told its own counts. Many small calls at once are
-    stored at the pace of a few large ones instead of queueing one behind the other.
+    stored together (up to `group_events` events): one encoding, one lookup of their ids and
+    one set of inserts for all of them, each call told its own counts. Many small calls at
+    once are stored at the pace of a few large ones instead of queueing one behind the other.
     """
 
     def __init__(self, ch: ClickHouse, group_events: int = 50_000) -> None:
@@ -92,16 +93,9 @@ class EventStore:
         self._waiting: dict[str, deque[_Call]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
 
-    async def add_events(self, project: str, batch: EventBatch) -> tuple[int, int]:
-        """Stores the events whose id is new; returns (accepted, duplicates)."""
-        return await self.add_prepared(self.prepare(project, batch))
-
-    def prepare(
-        self, project: str, batch: EventBatch, received: int | None = None
-    ) -> PreparedEvents:
+    def prepare(self, project: str, batch: EventBatch) -> PreparedEvents:
         """Everything storing the batch needs but the engine: drops repeated ids (the first event
-        of an id is kept) and encodes the inserts, for when every id turns out to be new.
-        `received`: how many events the call sent, when `batch` is already without repeats."""
+        of an id is kept) and encodes the inserts, for when every id turns out to be new."""
         unique = batch.first_of_each_id()
         projects = [project] * len(unique)
         times = [time_text(t) for t in unique.event_times]  # once for events and users
@@ -113,8 +107,7 @@ class EventStore:
         batch_id = str(uuid.uuid4())
         users = [projects[: len(seen)], list(seen), [times[i] for i in seen.values()]]
         return PreparedEvents(
-            project, unique, len(batch) if received is None else received,
-            encode_columns(["id"], [unique.event_ids]),
+            project, unique, len(batch), encode_columns(["id"], [unique.event_ids]),
             encode_insert(_EVENT_COLUMNS, events), encode_insert(_USER_COLUMNS, users),
             encode_insert(
                 _ID_COLUMNS,
@@ -124,15 +117,23 @@ class EventStore:
             batch_id,
         )  # fmt: skip
 
-    async def add_prepared(self, prepared: PreparedEvents) -> tuple[int, int]:
-        """Stores the prepared events whose id is new; returns (accepted, duplicates).
+    async def add_events(
+        self, project: str, batch: EventBatch, received: int | None = None
+    ) -> tuple[int, int]:
+        """Stores the events whose id is new (the first event of each id); returns (accepted,
+        duplicates). `received`: how many events the call sent, when `batch` is already
+        without repeats.
 
         The call waits while another batch of the project is being stored, then is stored
         with the calls that waited beside it (see the class). A call cancelled while it waits
         stores nothing; once its group is being stored, it is stored whatever the call does.
         """
-        project = prepared.project
-        call = _Call(prepared, asyncio.get_running_loop().create_future())
+        unique = batch.first_of_each_id()
+        call = _Call(
+            unique,
+            len(batch) if received is None else received,
+            asyncio.get_running_loop().create_future(),
+        )
         self._waiting.setdefault(project, deque()).append(call)
         if project not in self._writers:
             self._writers[project] = asyncio.create_task(self._write(project))
@@ -144,7 +145,7 @@ class EventStore:
         try:
             while group := self._take(waiting):
                 try:
-                    results = await self._store_group(project, [c.prepared for c in group])
+                    results = await self._store_group(project, group)
                 except Exception as exc:  # each call of the group fails with it
                     for call in group:
                         if not call.counts.done():
@@ -159,13 +160,10 @@ class EventStore:
                         call.counts.set_result(counts)
         finally:
             del self._writers[project]
-            if not waiting:
-                del self._waiting[project]
-            else:  # stopped by a cancellation: the calls still waiting are not stored
-                for call in waiting:
-                    call.counts.cancel()
-                waiting.clear()
-                del self._waiting[project]
+            # when stopped by a cancellation, the calls still waiting are not stored
+            for call in waiting:
+                call.counts.cancel()
+            del self._waiting[project]
 
     def _take(self, waiting: deque[_Call]) -> list[_Call]:
         """The next group: the calls waiting longest, up to `group_events` events (at least
@@ -177,19 +175,18 @@ class EventStore:
             if call.counts.done():
                 waiting.popleft()
                 continue
-            if group and size + len(call.prepared.batch) > self._group_events:
+            if group and size + len(call.batch) > self._group_events:
                 break
             group.append(waiting.popleft())
-            size += len(call.prepared.batch)
+            size += len(call.batch)
         return group
 
-    async def _store_group(
-        self, project: str, calls: Sequence[PreparedEvents]
-    ) -> list[tuple[int, int]]:
-        """Stores the calls' events as one batch; the (accepted, duplicates) of each call. An
-        id sent by two calls of the group is the first one's (the other's is a duplicate)."""
+    async def _store_group(self, project: str, calls: Sequence[_Call]) -> list[tuple[int, int]]:
+        """Stores the calls' events as one batch, encoded in a worker thread (so that the event
+        loop keeps reading messages); the (accepted, duplicates) of each call. An id sent by
+        two calls of the group is the first one's (the other's is a duplicate)."""
         if len(calls) == 1:
-            prepared, claims = calls[0], [calls[0].batch.event_ids]
+            merged, claims = calls[0].batch, [calls[0].batch.event_ids]
         else:
             claimed: set[str] = set()
             parts: list[EventBatch] = []
@@ -202,8 +199,7 @@ class EventStore:
                 parts.append(part)
                 claims.append(part.event_ids)
             merged = EventBatch.concat(parts)
-            prepared = await asyncio.to_thread(self.prepare, project, merged)
-        done = await self._store(prepared)
+        done = await self._store(await asyncio.to_thread(self.prepare, project, merged))
         results = []
         for call, ids in zip(calls, claims, strict=True):
             accepted = len(ids) - sum(1 for event_id in ids if event_id in done)
