@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
-from libs.common.logging import get_logger
-
-_log = get_logger("segments.clickhouse")
 _TASKS = Path("/proc/self/task")
 #: names of gRPC core's own threads (a thread name holds at most 15 characters)
 _GRPC_THREADS = ("grpc", "event_engine", "lifeguard", "default-executo", "resolver-execu")
@@ -49,8 +47,8 @@ def lower_engine_threads(nice: int) -> None:
 
 
 def _watch(nice: int) -> None:
-    stop = threading.Event()
-    while not stop.wait(LOOK_AGAIN_SECONDS):
+    while True:
+        time.sleep(LOOK_AGAIN_SECONDS)
         lower_once(nice)
 
 
